@@ -1,0 +1,44 @@
+"""Input rules shared by every entry path (forms, API, import)."""
+
+from __future__ import annotations
+
+import re
+
+from django.utils.translation import gettext_lazy as _
+
+# Mainland mobile numbers: 11 digits, 1 then 3-9. A leading +86 / 86 and spaces or dashes
+# are accepted on input and stripped.
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/]{3,39}$")
+
+
+def normalize_mobile(raw: str | None) -> str:
+    s = re.sub(r"[\s\-()]", "", str(raw or ""))
+    if s.startswith("+86"):
+        s = s[3:]
+    elif s.startswith("0086"):
+        s = s[4:]
+    elif s.startswith("86") and len(s) == 13:
+        s = s[2:]
+    return s
+
+
+def mobile_error(phone: str):
+    """The error message for a normalised phone, or None when it is valid."""
+    if not phone:
+        return _("请填写手机号。")
+    if not _MOBILE.match(phone):
+        return _("手机号格式不正确：应为 11 位中国大陆手机号，如 13812345678。")
+    return None
+
+
+def normalize_serial(raw: str | None) -> str:
+    return str(raw or "").strip().upper()
+
+
+def serial_error(serial: str):
+    if not serial:
+        return _("请填写序列号。")
+    if not _SERIAL.match(serial):
+        return _("序列号格式不正确：4–40 位字母、数字或 - _ /。")
+    return None

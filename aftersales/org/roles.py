@@ -1,0 +1,83 @@
+"""Roles and their permissions, declared in code (R-ORG-3, least privilege).
+
+A role is held over a node and its subtree (``RoleAssignment``). A permission is granted by
+a role; *where* it applies is the union of the subtrees of the nodes at which the user holds
+a role granting it. Pages and API endpoints declare the permission they need; selectors
+turn (user, permission) into a node scope once (``aftersales.org.scope``).
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .models import NodeKind
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("系统管理员")
+    HQ_MANAGER = "hq_manager", _("总部经理")
+    CENTRE_MANAGER = "centre_manager", _("服务中心经理")
+    OUTLET_MANAGER = "outlet_manager", _("网点经理")
+    AGENT = "agent", _("客服专员")
+    DISPATCHER = "dispatcher", _("服务协调员")
+    TECHNICIAN = "technician", _("技术支持工程师")
+    QUALITY = "quality", _("质量监督员")
+    TRAINER = "trainer", _("培训师")
+    CUSTOMER = "customer", _("客户")
+
+
+class Perm(models.TextChoices):
+    ORG_VIEW = "org.view", _("查看组织")
+    ORG_EDIT = "org.edit", _("维护组织")
+    STAFF_VIEW = "staff.view", _("查看员工")
+    STAFF_EDIT = "staff.edit", _("维护员工")
+    CUSTOMER_VIEW = "customer.view", _("查看客户")
+    CUSTOMER_EDIT = "customer.edit", _("维护客户")
+    CUSTOMER_PII = "customer.pii", _("查看客户完整电话与地址")
+    UNIT_EDIT = "unit.edit", _("登记产品")
+    CATALOG_VIEW = "catalog.view", _("查看产品与三包政策")
+    CATALOG_EDIT = "catalog.edit", _("维护产品与三包政策")
+    IMPORT_RUN = "import.run", _("导入客户与产品")
+    AUDIT_VIEW = "audit.view", _("查看审计日志")
+
+
+P = Perm
+_ALL = set(Perm)
+_READ_CUSTOMERS = {P.ORG_VIEW, P.CUSTOMER_VIEW, P.CATALOG_VIEW}
+
+ROLE_PERMS: dict[str, frozenset[str]] = {
+    Role.ADMIN: frozenset(_ALL),
+    # Managers run the service by figures: they see customers, but masked.
+    Role.HQ_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.ORG_EDIT, P.AUDIT_VIEW, P.CATALOG_EDIT}),
+    Role.CENTRE_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.AUDIT_VIEW}),
+    # The outlet manager deals with its customers directly and may need to call them.
+    Role.OUTLET_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.CUSTOMER_EDIT, P.CUSTOMER_PII,
+                                                      P.UNIT_EDIT}),
+    # The agent takes the call: finds, creates and corrects customers and their units.
+    Role.AGENT: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_EDIT, P.CUSTOMER_PII, P.UNIT_EDIT, P.IMPORT_RUN}),
+    # The dispatcher and the technician must reach the customer and the address.
+    Role.DISPATCHER: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_PII, P.STAFF_VIEW}),
+    Role.TECHNICIAN: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_PII, P.UNIT_EDIT}),
+    # Quality and training look at work and people, not at personal data.
+    Role.QUALITY: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.AUDIT_VIEW}),
+    Role.TRAINER: frozenset({P.ORG_VIEW, P.STAFF_VIEW, P.CATALOG_VIEW}),
+    # The customer's rights are over their own file only (see scope.customer_queryset).
+    Role.CUSTOMER: frozenset({P.CATALOG_VIEW}),
+}
+
+# The node level each role is held at: a centre manager over a centre, and so on.
+ROLE_NODE_KINDS: dict[str, set[str]] = {
+    Role.ADMIN: {NodeKind.HQ},
+    Role.HQ_MANAGER: {NodeKind.HQ},
+    Role.CENTRE_MANAGER: {NodeKind.CENTRE},
+    Role.OUTLET_MANAGER: {NodeKind.OUTLET},
+    Role.AGENT: {NodeKind.HQ, NodeKind.CENTRE, NodeKind.OUTLET},
+    Role.DISPATCHER: {NodeKind.CENTRE, NodeKind.OUTLET},
+    Role.TECHNICIAN: {NodeKind.OUTLET},
+    Role.QUALITY: {NodeKind.HQ, NodeKind.CENTRE},
+    Role.TRAINER: {NodeKind.HQ, NodeKind.CENTRE},
+    Role.CUSTOMER: {NodeKind.OUTLET},
+}
+
+
+def roles_with(perm: str) -> list[str]:
+    return [r for r, perms in ROLE_PERMS.items() if perm in perms]
