@@ -56,9 +56,9 @@ class Principal:
 
     def node_ids_for(self, perm: str) -> set[int] | None:
         """None means everywhere (held at the root); otherwise the node ids in scope."""
-        if perm in self._scope_cache:
-            return self._scope_cache[perm]
-        paths = self.paths_for(perm)
+        paths = tuple(self.paths_for(perm))
+        if paths in self._scope_cache:  # permissions held at the same nodes share one look-up
+            return self._scope_cache[paths]
         if any(p.count("/") <= 2 for p in paths):  # "/<root id>/" or superuser's "/"
             result = None
         elif not paths:
@@ -68,7 +68,7 @@ class Principal:
             for p in paths:
                 q |= Q(path__startswith=p)
             result = set(Node.objects.filter(q).values_list("id", flat=True))
-        self._scope_cache[perm] = result
+        self._scope_cache[paths] = result
         return result
 
 
