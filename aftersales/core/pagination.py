@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
@@ -45,6 +46,8 @@ def _decode(cursor: str, n: int) -> list[Any]:
             raise ValueError
         out = []
         for v in values:
+            if isinstance(v, str) and "\x00" in v:
+                raise ValueError
             if isinstance(v, dict) and "__dt" in v:
                 s = v["__dt"]
                 out.append(dt.datetime.fromisoformat(s) if "T" in s else dt.date.fromisoformat(s))
@@ -72,7 +75,10 @@ def keyset_page(qs: QuerySet, *, ordering: list[str], cursor: str | None, limit:
             for j in range(i):
                 term &= Q(**{fields[j]: values[j]})
             cond |= term
-        qs = qs.filter(cond)
+        try:  # a forged cursor with values of the wrong type is bad input, not a server error
+            qs = qs.filter(cond)
+        except (ValueError, TypeError, DjangoValidationError):
+            raise ValidationFailed({"cursor": [_("分页游标无效，请从第一页重新开始。")]}) from None
     rows = list(qs[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]

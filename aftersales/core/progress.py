@@ -22,10 +22,14 @@ def text_width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
+def _plain(s: str) -> str:
+    return s
+
+
 def _write(stream, s: str) -> None:
-    # Django's OutputWrapper appends a newline unless told otherwise.
+    # Django's OutputWrapper appends a newline and colours stderr unless told otherwise.
     if hasattr(stream, "style_func") and hasattr(stream, "ending"):
-        stream.write(s, ending="")
+        stream.write(s, style_func=_plain, ending="")
     else:
         stream.write(s)
     flush = getattr(stream, "flush", None)

@@ -141,7 +141,7 @@ def _employee_state(e: Employee) -> dict:
 
 
 def _check_skills(errs: ErrorCollector, codes: list[str] | None) -> list[Category]:
-    codes = sorted({c.strip() for c in (codes or []) if c.strip()})
+    codes = sorted({c.strip().upper() for c in (codes or []) if c.strip()})
     cats = list(Category.objects.filter(code__in=codes))
     unknown = set(codes) - {c.code for c in cats}
     if unknown:
