@@ -179,6 +179,9 @@ def main() -> None:
         "phone (11 digits)": [ph for _n, ph in sample[:k]],
         "phone prefix (7 digits)": [ph[:7] for _n, ph in sample[k : 2 * k]],
         "name prefix (surname + 1)": [name_prefix(nm) for nm, _ph in sample[2 * k : 3 * k]],
+        # the worst cases an agent types: one surname (tens of thousands of matches), 3 digits
+        "surname only": [nm[0] for nm, _ph in sample[:k]],
+        "phone prefix (3 digits)": [ph[:3] for _n, ph in sample[k : 2 * k]],
     }
 
     print()

@@ -30,7 +30,6 @@ from aftersales.api.schemas import (
 )
 from aftersales.catalog.models import Exclusion
 from aftersales.core.errors import ValidationFailed
-from aftersales.core.validators import normalize_mobile
 from aftersales.customers import selectors, services
 from aftersales.customers.models import Address, SalesChannel
 from aftersales.customers.warranty import unit_warranty
@@ -255,13 +254,8 @@ def _list_queryset(user, *, node_id, tag, q):
         qs = qs.filter(node__path__startswith=subtree_path(node_id))
     if tag:
         qs = qs.filter(tags__name=tag.strip())
-    q = (q or "").strip()
-    if q:  # the search rules: digits are a phone (whole or its start), anything else a name prefix
-        digits = normalize_mobile(q)
-        if digits.isdigit():
-            qs = qs.filter(phone=digits) if len(digits) == 11 else qs.filter(phone__startswith=digits)
-        else:
-            qs = qs.filter(name__startswith=q)
+    if (q or "").strip():
+        qs, _ordering = selectors.customer_match(qs, q)  # keyset order stays by id
     return qs
 
 

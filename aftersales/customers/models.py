@@ -20,7 +20,7 @@ class Tag(models.Model):
 
 class Customer(models.Model):
     node = models.ForeignKey("org.Node", on_delete=models.PROTECT, related_name="customers",
-                             verbose_name=_("服务网点"))
+                             verbose_name=_("服务网点"), db_index=False)  # (node, id) below serves it
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="customer", verbose_name=_("登录账号"))
     name = models.CharField(_("姓名"), max_length=50)
@@ -33,13 +33,9 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("客户")
         verbose_name_plural = _("客户")
-        indexes = [
-            # prefix search (LIKE 'abc%') on PostgreSQL needs the pattern opclass
-            models.Index(fields=["phone"], name="customer_phone_like_idx", opclasses=["varchar_pattern_ops"]),
-            models.Index(fields=["name", "id"], name="customer_name_like_idx",
-                         opclasses=["varchar_pattern_ops", "int8_ops"]),
-            models.Index(fields=["node", "id"], name="customer_node_id_idx"),
-        ]
+        indexes = [models.Index(fields=["node", "id"], name="customer_node_id_idx")]
+        # The name-prefix search index is created by migration 0002 per database: on PostgreSQL
+        # (name COLLATE "C", id), which serves both LIKE 'prefix%' and ORDER BY name, id.
 
     def __str__(self):
         return self.name
@@ -122,3 +118,6 @@ class UnitRepair(models.Model):
             models.CheckConstraint(condition=Q(finished_on__isnull=True) | Q(finished_on__gte=models.F("started_on")),
                                    name="repair_finish_after_start"),
         ]
+
+    def __str__(self):
+        return f"{self.unit_id} {self.fault_key} {self.started_on}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
+from django.db.models.functions import Collate
 
 from aftersales.core.errors import NotFound
 from aftersales.core.masking import mask_phone, mask_street
@@ -54,17 +56,29 @@ def unit_get(user, unit_id: int, perm: str = Perm.CUSTOMER_VIEW) -> Unit:
     return u
 
 
-def customer_search(user, q: str, *, limit: int = 20) -> QuerySet[Customer]:
-    """Find by phone (full number or its first digits) or by name prefix, scoped."""
+def customer_match(qs: QuerySet[Customer], q: str) -> tuple[QuerySet[Customer], list[str]]:
+    """The search rule, in one place: digits are a phone (the whole number, or its first
+    digits), anything else a name prefix. Returns the filtered rows and the ordering the
+    database can serve from an index."""
     q = (q or "").strip()
-    qs = customer_queryset(user)
     digits = normalize_mobile(q)
     if digits.isdigit():
-        qs = qs.filter(phone=digits) if len(digits) == 11 else qs.filter(phone__startswith=digits)
-        return qs.select_related("node").order_by("phone", "id")[:limit]
+        if len(digits) >= 11:
+            return qs.filter(phone=digits), ["phone"]
+        # every phone has 11 digits: a prefix is a range of the unique index, in any collation
+        return qs.filter(phone__gte=digits.ljust(11, "0"), phone__lte=digits.ljust(11, "9")), ["phone"]
     if not q:
-        return qs.none()
-    return qs.filter(name__startswith=q).select_related("node").order_by("name", "id")[:limit]
+        return qs.none(), ["id"]
+    if connection.vendor == "postgresql":
+        # byte order ("C") lets one index answer both LIKE 'prefix%' and the ordering
+        return qs.alias(name_c=Collate("name", "C")).filter(name_c__startswith=q), ["name_c", "id"]
+    return qs.filter(name__startswith=q), ["name", "id"]
+
+
+def customer_search(user, q: str, *, limit: int = 20) -> QuerySet[Customer]:
+    """Find by phone (full number or its first digits) or by name prefix, scoped."""
+    qs, ordering = customer_match(customer_queryset(user), q)
+    return qs.select_related("node").order_by(*ordering)[:limit]
 
 
 def can_see_pii(user, customer: Customer) -> bool:

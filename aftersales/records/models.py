@@ -25,8 +25,9 @@ class AuditEntry(models.Model):
     hash = models.CharField(max_length=64)
     at = models.DateTimeField(_("时间"), db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        db_constraint=False, verbose_name=_("操作人"),
+        settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", verbose_name=_("操作人"),
+        # The actor's id is part of the entry's hash: deleting a user must never rewrite it.
+        on_delete=models.DO_NOTHING, db_constraint=False,
     )
     actor_label = models.CharField(_("操作人"), max_length=150, blank=True)
     node_id = models.BigIntegerField(_("节点"), null=True, blank=True)
@@ -64,3 +65,6 @@ class AuditAnchor(models.Model):
         verbose_name = _("审计锚点")
         verbose_name_plural = _("审计锚点")
         ordering = ["id"]
+
+    def __str__(self):
+        return f"anchor {self.pk} ≤ {self.window_end:%Y-%m-%d %H:%M}"
