@@ -14,7 +14,15 @@ from aftersales.core.validators import mobile_error, normalize_mobile
 from aftersales.records.audit import audit_record, snapshot
 
 from .models import (
-    NODE_PARENT_KIND, Certification, CertificationType, Coverage, Department, Employee, Grade, Node, NodeKind,
+    NODE_PARENT_KIND,
+    Certification,
+    CertificationType,
+    Coverage,
+    Department,
+    Employee,
+    Grade,
+    Node,
+    NodeKind,
     RoleAssignment,
 )
 from .roles import ROLE_NODE_KINDS, ROLE_PERMS, Perm, Role

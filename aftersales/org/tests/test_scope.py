@@ -3,7 +3,13 @@
 import pytest
 
 from aftersales.core.errors import NotFound
-from aftersales.customers.selectors import can_see_pii, customer_get, customer_queryset, shown_phone, shown_street
+from aftersales.customers.selectors import (
+    can_see_pii,
+    customer_get,
+    customer_queryset,
+    shown_phone,
+    shown_street,
+)
 from aftersales.org.roles import ROLE_NODE_KINDS, ROLE_PERMS, Perm, Role
 from aftersales.org.scope import principal
 
