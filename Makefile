@@ -20,6 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
 	DEBUG=1 $(BIN)/python manage.py demo --seed $(SEED) --if-empty
+	@echo "售后服务管理系统 AfterSales: open http://$(ADDR)/  (API: http://$(ADDR)/api/docs, admin: http://$(ADDR)/admin/)"
 	DEBUG=1 $(BIN)/python manage.py serve $(ADDR)
 
 ## make test: lint, migrations in step with models, the whole suite (PostgreSQL when DATABASE_URL says so)
@@ -42,9 +43,10 @@ demo: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
 	DEBUG=1 $(BIN)/python manage.py demo --seed $(SEED) --reset
 
-## make messages: refresh the English catalogue after changing user-facing strings
+## make messages: refresh the one English catalogue (aftersales/locale) after changing user-facing strings
 messages: $(STAMP)
-	cd aftersales && DEBUG=1 ../$(BIN)/python ../manage.py makemessages -l en --no-obsolete && DEBUG=1 ../$(BIN)/python ../manage.py compilemessages -l en
+	DEBUG=1 $(BIN)/python manage.py makemessages -l en --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=node_modules
+	DEBUG=1 $(BIN)/python manage.py compilemessages -l en --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var

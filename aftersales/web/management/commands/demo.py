@@ -939,6 +939,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, seed, customers, units, reset, if_empty, **opts):
         if if_empty and Node.objects.exists():
+            if opts.get("verbosity", 1) >= 1:
+                self.stdout.write("数据库已有数据，未重新载入演示数据。 The database has data: demo not reloaded.")
+                self.print_logins()
             return
         if customers < 1 or units < 0:
             raise CommandError("--customers 至少为 1，--units 不能为负数。")
@@ -970,10 +973,17 @@ class Command(BaseCommand):
                 out.write(f"  {label:<32} {n:>8}")
             out.write(self.style.SUCCESS(f"演示数据已载入（seed={seed}），用时 {elapsed:.1f} 秒。"))
             out.write("")
-            out.write("演示登录 / demo log-ins:")
-            rows = [("角色", "用户名", "密码", "节点")]
-            order = {u: i for i, u in enumerate(LOGIN_USERNAMES)}
-            for role, username, node in sorted(loader.logins, key=lambda x: order[x[1]]):
-                rows.append((str(Role(role).label), username, DEMO_PASSWORD, node.name))
-            for line in _table(rows):
-                out.write("  " + line)
+            self.print_logins()
+
+    def print_logins(self) -> None:
+        """The demo log-ins as they are in the database (one per role)."""
+        order = {u: i for i, u in enumerate(LOGIN_USERNAMES)}
+        found = RoleAssignment.objects.filter(user__username__in=LOGIN_USERNAMES).select_related("user", "node")
+        rows = [("角色 role", "用户名 user", "密码 password", "节点 node")]
+        for ra in sorted(found, key=lambda r: order[r.user.username]):
+            rows.append((str(Role(ra.role).label), ra.user.username, DEMO_PASSWORD, ra.node.name))
+        if len(rows) == 1:
+            return
+        self.stdout.write("演示登录 / demo log-ins:")
+        for line in _table(rows):
+            self.stdout.write("  " + line)
