@@ -202,7 +202,7 @@ def test_customer_page_in_english(client, world):
     html = client.get(f"/customers/{world.c_pudong.pk}/").content.decode()
     assert '<html lang="en">' in html
     nav = _nav(html)
-    for label in ("Home", "Find customer", "New customer"):
+    for label in ("Home", "Find customer", "New customer", "Import"):
         assert f">{label}</a>" in nav
     assert not CJK.search(re.sub(r"<[^>]+>", "", nav)), nav
     assert 'aria-label="Main navigation"' in html
