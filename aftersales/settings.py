@@ -123,6 +123,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "audit-anchor": {"task": "aftersales.records.tasks.audit_anchor_task", "schedule": 60.0},
+    "import-sweep-stale": {"task": "aftersales.imports.tasks.import_sweep_stale_task", "schedule": 120.0},
 }
 
 # How long audit anchoring waits before it seals an entry: longer than any write transaction.

@@ -4,6 +4,7 @@ number is a setting an administrator can change in the admin."""
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,6 +19,13 @@ class Category(models.Model):
         ordering = ["code"]
 
     def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the active language (the English name where one is given)."""
+        if self.name_en and (get_language() or "").startswith("en"):
+            return self.name_en
         return self.name
 
 
@@ -98,7 +106,7 @@ class WarrantyPolicy(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.category} 三包"
+        return gettext("%(category)s三包政策") % {"category": self.category}
 
     def active_exclusions(self) -> set[str]:
         return set(self.exclusions or Exclusion.values)

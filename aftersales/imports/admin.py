@@ -8,11 +8,11 @@ class ImportJobAdmin(admin.ModelAdmin):
     """Read-only: jobs are written by ``import_run`` only; the rejected rows are in the report on
     the import page (a job may have tens of thousands)."""
 
-    list_display = ("id", "file_name", "kind", "uploaded_by", "created_at", "status", "total_rows", "ok_rows",
-                    "error_rows")
+    list_display = ("id", "file_name", "kind", "uploaded_by", "created_at", "status", "total_rows", "processed_rows",
+                    "ok_rows", "error_rows")
     list_filter = ("status", "kind")
     search_fields = ("file_name", "uploaded_by__username")
-    exclude = ("error_report", "columns")
+    exclude = ("error_report", "columns", "source")
 
     def has_add_permission(self, request):
         return False
@@ -24,4 +24,4 @@ class ImportJobAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("error_report")
+        return super().get_queryset(request).defer("error_report", "source")

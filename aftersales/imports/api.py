@@ -1,5 +1,9 @@
 """Import API, mounted at ``/api/imports/``: upload a file, read a job, download its report.
 
+An upload is imported before the answer by default (201 with the finished job); with
+``?background=true`` the file is only checked, the job queued (202) and imported in the
+background: poll ``GET /api/imports/{id}`` until ``status`` is ``done`` or ``failed``.
+
 Every operation needs ``import.run``; a job is visible to the user who ran it and to
 administrators (anyone else gets 404). No ``from __future__ import annotations`` here (see
 ``aftersales.api.permissions``).
@@ -10,14 +14,15 @@ from urllib.parse import quote
 
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
-from ninja import Field, File, Form, Router, Schema, Status, UploadedFile
+from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
 from aftersales.api.permissions import requires
 from aftersales.core.errors import ValidationFailed
 from aftersales.org.roles import Perm
 
-from . import selectors, services
+from . import selectors, services, tasks
 from .models import ImportKind
 from .tabular import MAX_BYTES
 
@@ -37,11 +42,12 @@ class ImportJobOut(Schema):
     id: int
     kind: ImportKind
     file_name: str
-    status: str
+    status: str = Field(description="queued 排队中 / running 导入中 / done 已完成 / failed 中断")
     status_label: str
     created_at: dt.datetime
     finished_at: dt.datetime | None
     total_rows: int
+    processed_rows: int = Field(description="已处理的行数（进度）")
     ok_rows: int
     error_rows: int
     customers_created: int
@@ -67,7 +73,7 @@ def _out(request, job, *, with_errors: bool = True) -> dict:
     return {
         "id": job.pk, "kind": job.kind, "file_name": job.file_name, "status": job.status,
         "status_label": str(job.get_status_display()), "created_at": job.created_at, "finished_at": job.finished_at,
-        "total_rows": job.total_rows, "ok_rows": job.ok_rows, "error_rows": job.error_rows,
+        "total_rows": job.total_rows, "processed_rows": job.processed_rows, "ok_rows": job.ok_rows, "error_rows": job.error_rows,
         "customers_created": job.customers_created, "units_created": job.units_created, "message": job.message,
         "uploaded_by": job.uploaded_by.get_username() if job.uploaded_by else None,
         "report_url": _report_url(request, job), "errors": errors,
@@ -80,13 +86,24 @@ def _xlsx_response(content: bytes, filename: str) -> HttpResponse:
     return resp
 
 
-@router.post("", response={201: ImportJobOut})
+@router.post("", response={201: ImportJobOut, 202: ImportJobOut})
 @requires(Perm.IMPORT_RUN)
-def import_create(request, file: File[UploadedFile], kind: Form[ImportKind] = ImportKind.CUSTOMERS_UNITS):
+def import_create(request, file: File[UploadedFile], kind: Form[ImportKind] = ImportKind.CUSTOMERS_UNITS,
+                  background: Query[bool] = False):
     """Import customers and units from an .xlsx or CSV file (UTF-8 or GBK; first row = column names).
-    Good rows are imported, bad rows are listed in ``errors`` and in the report at ``report_url``."""
+    Good rows are imported, bad rows are listed in ``errors`` and in the report at ``report_url``.
+
+    With ``background=true`` the answer comes as soon as the file is checked: 202 with the queued
+    job, imported in the background; poll ``GET /api/imports/{id}`` (``processed_rows`` of
+    ``total_rows``) until ``status`` is ``done`` or ``failed``. A file that is not a table is
+    refused at once either way."""
     if file.size and file.size > MAX_BYTES:
         raise ValidationFailed({"file": [_("文件过大，上限为 20 MB，请拆分后分批导入。")]})
+    if background:
+        job = services.import_queue(user=request.auth, filename=file.name or "upload", content=file.read(),
+                                    kind=kind)
+        tasks.dispatch(job.pk, language=translation.get_language())
+        return Status(202, _out(request, job, with_errors=False))
     job = services.import_run(user=request.auth, filename=file.name or "upload", content=file.read(), kind=kind)
     return Status(201, _out(request, job))
 

@@ -19,7 +19,7 @@ def sees_all_jobs(user) -> bool:
 def job_queryset(user, *, with_report: bool = False) -> QuerySet[ImportJob]:
     if user is None or not user.is_authenticated:
         return ImportJob.objects.none()
-    qs = ImportJob.objects.select_related("uploaded_by")
+    qs = ImportJob.objects.select_related("uploaded_by").defer("source")
     if not with_report:
         qs = qs.defer("error_report")
     return qs if sees_all_jobs(user) else qs.filter(uploaded_by=user)

@@ -1,30 +1,39 @@
 """Importing customers and their units from a spreadsheet (R-Q-4).
 
-``import_run`` reads the file (``tabular.read_table``: a file that is not a table is refused
-before anything is written, and no job is recorded for it), records an ``ImportJob``, then
-imports row by row through the customer services, which validate and audit every write:
+The file is read first (``tabular.read_table``): a file that is not a table is refused before
+anything is written, and no job is recorded for it. Then an ``ImportJob`` is recorded and the
+rows are registered in batches of ``BATCH_SIZE`` through ``customers_register_bulk``, which
+applies the rules, scoping and audit of the single customer services to a whole batch at once:
 
-- a row is one savepoint: its customer, address and unit are committed together or not at
-  all; a rejected row leaves nothing behind and is reported with its row number, the column
-  at fault and the reason;
-- rows are committed in batches of ``BATCH_SIZE`` (one transaction, one savepoint per row),
-  and the job's counts are updated in the same transaction, so the job always tells how far
-  it got;
+- a row is registered completely (customer + address + unit) or not at all; a rejected row is
+  reported with its row number, the column at fault and the reason;
+- a batch is one transaction, and the job's counts are updated in it, so the job always
+  tells how far it got (``processed_rows`` is the progress shown while it runs);
 - a phone already registered to a customer the user may register units for → the row's
-  unit is attached to that customer (within one file, the second row of a phone attaches
-  to the customer the first one created); an existing customer is not otherwise changed,
-  except that the row's address is added to it when it is new, to be the unit's address;
+  unit is attached to that customer (within one file, a later row of a phone attaches to the
+  customer the first one created); an existing customer is not otherwise changed, except
+  that the row's address is added to it when it is new, to be the unit's address;
 - a serial seen earlier in the same file is refused, whether or not the earlier row was
   imported (the file is ambiguous about that unit);
-- an unexpected error (a bug, a lost connection) rolls back its row and stops the job
-  (status ``failed``): the rows before it stay imported, it and the rows after it are in
-  the error report, which can be corrected and uploaded again as it is.
+- an unexpected error (a bug, a lost connection) in a batch rolls the batch back, which is
+  then retried row by row: the row that fails again stops the job (status ``failed``); the
+  rows before it stay imported, it and the rows after it are in the error report, which can
+  be corrected and uploaded again as it is.
+
+``import_run`` does all of it at once (the command line, the API by default). The upload page
+(and the API with ``?background=true``) calls ``import_queue``, which checks the file and
+records the job with the file's bytes; ``tasks.import_process`` then runs ``import_execute``
+in the background, and the page polls the job's progress.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import gc
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -32,18 +41,17 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from aftersales.core.errors import DomainError, ErrorCollector, PermissionDenied, ValidationFailed
-from aftersales.core.validators import mobile_error, normalize_mobile, normalize_serial
-from aftersales.customers.models import Address, Customer, SalesChannel
-from aftersales.customers.selectors import customer_queryset
+from aftersales.core.errors import DomainError, PermissionDenied, ValidationFailed
+from aftersales.core.validators import normalize_serial
+from aftersales.customers.models import SalesChannel
 from aftersales.customers.services import (
     AddressIn,
-    address_add,
-    check_unit_fields,
-    customer_create,
-    unit_register,
+    RegisterRow,
+    RowResult,
+    UnitIn,
+    customers_register_bulk,
+    repeated_serial_message,
 )
-from aftersales.org.models import Node, NodeKind
 from aftersales.org.roles import Perm
 from aftersales.org.scope import principal
 from aftersales.records.audit import audit_record, snapshot
@@ -53,8 +61,11 @@ from .tabular import COLUMNS, Row, Table, label, read_table, xlsx_bytes
 
 logger = logging.getLogger(__name__)
 
-# Rows per transaction: few enough that SQLite's single write lock is never held for long.
-BATCH_SIZE = 50
+# Rows per batch (one transaction, one call of customers_register_bulk): large enough that the
+# look-ups and writes of a batch cost little per row (a batch is about 20 statements on
+# PostgreSQL, 50 on SQLite, whose INSERTs Django splits at 999 parameters), small enough that
+# SQLite's single write lock is never held for long (well under a second).
+BATCH_SIZE = 500
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     ImportKind.CUSTOMERS_UNITS: ("name", "phone"),
@@ -70,7 +81,9 @@ UNIT_KEYS = ("serial", "model", "purchase_date", "sales_channel", "invoice_no")
 ADDRESS_KEYS = ("province", "city", "district", "street")
 REPORT_COLUMNS = ("行号", "错误字段", "错误原因")
 _JOB_FIELDS = ["id", "kind", "file_name", "file_size", "uploaded_by_id", "node_id", "status", "total_rows",
-               "ok_rows", "error_rows", "customers_created", "units_created", "message"]
+               "processed_rows", "ok_rows", "error_rows", "customers_created", "units_created", "message"]
+_COUNTS = ["processed_rows", "ok_rows", "error_rows", "customers_created", "units_created", "heartbeat_at"]
+STALE_AFTER = dt.timedelta(minutes=10)
 
 # The error keys of the customer services → the column at fault.
 _FIELD_COLUMN = {
@@ -78,7 +91,7 @@ _FIELD_COLUMN = {
     "address": "street", "address.province": "province", "address.city": "city",
     "address.district": "district", "address.street": "street", "address_id": "street",
     "address.lat": "street", "address.lng": "street",
-    "outlet_code": "outlet_code",
+    "node_id": "district", "outlet_code": "outlet_code",
     "serial": "serial", "model": "model", "model_code": "model", "purchase_date": "purchase_date",
     "sales_channel": "sales_channel", "invoice_no": "invoice_no",
 }
@@ -113,170 +126,7 @@ class RowFailure:
         return "；".join(f"{label(k)}：{m}" if k else m for k, m in self.errors)
 
 
-@dataclass
-class Outcome:
-    customer_created: bool = False
-    unit_created: bool = False
-
-
-# ---------------------------------------------------------------- one row
-
-class RowImporter:
-    """Imports the rows of one file; keeps what must be known across rows and the lookups
-    loaded once per file."""
-
-    def __init__(self, *, user, kind: str, table: Table | None = None):
-        self.user = user
-        self.kind = kind
-        self.serial_rows: dict[str, int] = {}  # serial → the row it first appeared in
-        self._outlets: dict[str, int] | None = None
-        # The file's phones that belong to a customer already (loaded at once; the rows add
-        # the customers they create). A phone not in it needs no per-row lookup.
-        self.known_phones: set[str] | None = None
-        if table is not None and kind != ImportKind.CUSTOMERS:
-            phones = {normalize_mobile(r.values.get("phone")) for r in table.rows}
-            phones = sorted(p for p in phones if mobile_error(p) is None)
-            self.known_phones = set()
-            for i in range(0, len(phones), 500):
-                self.known_phones.update(
-                    Customer.objects.filter(phone__in=phones[i:i + 500]).values_list("phone", flat=True))
-
-    def outlet_id(self, text: str) -> int | None:
-        if self._outlets is None:
-            self._outlets = {}
-            for pk, code, name in Node.objects.filter(kind=NodeKind.OUTLET, active=True).values_list(
-                    "pk", "code", "name"):
-                self._outlets.setdefault(name, pk)
-                self._outlets[code.upper()] = pk
-        return self._outlets.get(text.upper()) or self._outlets.get(text)
-
-    def _existing(self, phone: str) -> Customer | None:
-        """The customer of ``phone`` the user may register units for, if any."""
-        if mobile_error(phone) is not None:
-            return None
-        if self.known_phones is not None and phone not in self.known_phones:
-            return None
-        return customer_queryset(self.user, Perm.UNIT_EDIT).filter(phone=phone).first()
-
-    # ---- the row
-
-    def import_row(self, row: Row) -> Outcome:
-        """Import one row; raises a ``DomainError`` naming everything wrong with it. The caller
-        holds the row's savepoint: whatever was written before the error is rolled back."""
-        v = row.values
-        errs: list[tuple[str, str]] = []
-        wants_unit = self.kind == ImportKind.UNITS or (
-            self.kind == ImportKind.CUSTOMERS_UNITS and any(_present(v.get(k)) for k in UNIT_KEYS))
-        phone = normalize_mobile(v.get("phone"))
-        unit_args = self._unit_args(row, errs) if wants_unit else {}
-
-        customer = self._existing(phone) if wants_unit else None
-        created = False
-        address_id = None
-        if customer is not None:
-            address_id = self._existing_customer_address(customer, v, errs)
-        elif self.kind == ImportKind.UNITS:
-            errs.append(("phone", str(mobile_error(phone) or _(
-                "未找到手机号为 %(phone)s 的客户，或该客户不在您的管辖范围内；请先建立客户档案。") % {"phone": phone})))
-        else:
-            customer = self._create_customer(v, phone, errs)
-            created = customer is not None
-        if errs:
-            if wants_unit:  # report the unit's faults too, all at once
-                self._check_unit(unit_args, errs)
-            raise RowRejected(errs)
-        if not wants_unit:
-            return Outcome(customer_created=created)
-        if created:
-            address_id = Address.objects.filter(customer=customer, is_default=True).values_list(
-                "pk", flat=True).first()
-        unit_register(user=self.user, customer_id=customer.pk, address_id=address_id, **unit_args)
-        return Outcome(customer_created=created, unit_created=True)
-
-    def _create_customer(self, v: dict, phone: str, errs: list[tuple[str, str]]) -> Customer | None:
-        by_code = bool(v.get("outlet_code"))
-        node_id = None
-        if by_code:
-            node_id = self.outlet_id(v["outlet_code"])
-            if node_id is None:
-                errs.append(("outlet_code", gettext("网点编码 %(code)s 不存在或已停用。") % {"code": v["outlet_code"]}))
-        try:
-            c = customer_create(user=self.user, name=v.get("name", ""), phone=phone, node_id=node_id,
-                                address=_address(v), tags=_tags(v.get("tags", "")), notes=v.get("notes", ""))
-        except ValidationFailed as e:
-            for key, msgs in e.errors.items():
-                if key == "node_id" and by_code and node_id is None:
-                    continue  # already said: the code is unknown
-                col = ("outlet_code" if by_code else "district") if key == "node_id" else key
-                errs.extend((_FIELD_COLUMN.get(col, col), str(m)) for m in msgs)
-            return None
-        if self.known_phones is not None:
-            self.known_phones.add(c.phone)
-        return c
-
-    def _unit_args(self, row: Row, errs: list[tuple[str, str]]) -> dict:
-        """The unit's arguments for ``unit_register``; what only the file can tell (a serial
-        repeated, a sales channel by its Chinese name) is checked here."""
-        v = row.values
-        serial = normalize_serial(v.get("serial"))
-        channel_text = (v.get("sales_channel") or "").strip()
-        channel = None
-        if channel_text:
-            channel = _CHANNELS.get(channel_text) or _CHANNELS.get(channel_text.lower())
-            if channel is None:
-                errs.append(("sales_channel", gettext("销售渠道“%(value)s”无效，可选：门店、电商、经销商、工程渠道。") % {
-                    "value": channel_text}))
-        first = self.serial_rows.get(serial) if serial else None
-        if first is not None:
-            errs.append(("serial", gettext("序列号 %(serial)s 与第 %(row)s 行重复。") % {"serial": serial, "row": first}))
-        elif serial:
-            self.serial_rows[serial] = row.number
-        return {"serial": serial, "model_code": (v.get("model") or "").strip(),
-                "purchase_date": v.get("purchase_date") or None, "sales_channel": channel,
-                "invoice_no": v.get("invoice_no", "")}
-
-    def _check_unit(self, args: dict, errs: list[tuple[str, str]]) -> None:
-        """Add the unit's faults (the service's own rules) to a row already rejected."""
-        collector = ErrorCollector()
-        check_unit_fields(collector, serial=args["serial"], model_code=args["model_code"],
-                          purchase_date=args["purchase_date"], sales_channel=args["sales_channel"],
-                          invoice_no=args["invoice_no"])
-        said = {k for k, _m in errs}
-        for key, msgs in collector.errors.items():
-            col = _FIELD_COLUMN.get(key, key)
-            if col in said and col in ("serial", "sales_channel"):
-                continue  # the file-level message (repeated serial, unknown channel name) says it better
-            errs.extend((col, str(m)) for m in msgs)
-
-    def _existing_customer_address(self, customer: Customer, v: dict, errs: list) -> int | None:
-        """The address of the row's unit for an existing customer: the same address when the
-        customer has it, else the row's address added to the customer; none when the row has none."""
-        a = _address(v)
-        if a is None:
-            return None
-        same = Address.objects.filter(customer=customer, province=a.province.strip(), city=a.city.strip(),
-                                      district=a.district.strip(), street=a.street.strip())
-        found = same.values_list("pk", flat=True).first()
-        if found is not None:
-            return found
-        try:
-            return address_add(user=self.user, customer_id=customer.pk, address=a).pk
-        except ValidationFailed as e:
-            for key, msgs in e.errors.items():
-                errs.extend((_FIELD_COLUMN.get(key, key), str(m)) for m in msgs)
-        return None
-
-
-class RowRejected(ValidationFailed):
-    """A row's errors, already tied to its columns."""
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        self.row_errors = errors
-        grouped: dict[str, list] = {}
-        for k, m in errors:
-            grouped.setdefault(k, []).append(m)
-        super().__init__(grouped)
-
+# ---------------------------------------------------------------- rows → registrations
 
 def _present(v) -> bool:
     return v not in (None, "")
@@ -292,13 +142,43 @@ def _tags(text: str) -> list[str]:
     return [t.strip() for t in (text or "").translate(_TAG_SEPARATORS).split(";") if t.strip()]
 
 
-def _row_errors(e: DomainError) -> list[tuple[str, str]]:
-    if isinstance(e, RowRejected):
-        return e.row_errors
-    if e.errors:
-        return [(_FIELD_COLUMN.get(k, k), str(m)) for k, msgs in e.errors.items() for m in msgs]
-    # NotFound / PermissionDenied of a service: the customer the row names is out of reach.
-    return [("phone", str(e.message))]
+def registrations(kind: str, rows: list[Row]) -> list[RegisterRow]:
+    """The file's rows as ``customers_register_bulk`` takes them. What only the file can tell is
+    found here and passed as the row's own errors: a serial repeated anywhere earlier in the
+    file, a sales channel named in a way no channel is."""
+    first_row: dict[str, int] = {}  # serial → the row it first appeared in
+    out = []
+    for row in rows:
+        v = row.values
+        wants_unit = kind == ImportKind.UNITS or (
+            kind == ImportKind.CUSTOMERS_UNITS and any(_present(v.get(k)) for k in UNIT_KEYS))
+        errors: dict[str, list] = {}
+        unit = None
+        if wants_unit:
+            serial = normalize_serial(v.get("serial"))
+            channel_text = (v.get("sales_channel") or "").strip()
+            channel = None
+            if channel_text:
+                channel = _CHANNELS.get(channel_text) or _CHANNELS.get(channel_text.lower())
+                if channel is None:
+                    errors["sales_channel"] = [gettext("销售渠道“%(value)s”无效，可选：门店、电商、经销商、工程渠道。") % {
+                        "value": channel_text}]
+            if serial in first_row:
+                errors["serial"] = [repeated_serial_message(serial, first_row[serial])]
+            elif serial:
+                first_row[serial] = row.number
+            unit = UnitIn(serial=serial, model_code=(v.get("model") or "").strip(),
+                          purchase_date=v.get("purchase_date") or None, sales_channel=channel,
+                          invoice_no=v.get("invoice_no", ""))
+        out.append(RegisterRow(
+            phone=v.get("phone", ""), name=v.get("name", ""), outlet_code=v.get("outlet_code", "") or "",
+            address=_address(v), tags=_tags(v.get("tags", "")), notes=v.get("notes", ""), unit=unit,
+            create_customer=kind != ImportKind.UNITS, label=row.number, errors=errors))
+    return out
+
+
+def _failure(row: Row, result: RowResult) -> RowFailure:
+    return RowFailure(row, [(_FIELD_COLUMN.get(k, k), str(m)) for k, msgs in result.errors.items() for m in msgs])
 
 
 # ---------------------------------------------------------------- the job
@@ -316,62 +196,156 @@ def _check_rights(user, kind: str) -> None:
         raise PermissionDenied()
 
 
-def import_run(*, user, filename: str, content: bytes, kind: str = ImportKind.CUSTOMERS_UNITS,
-               progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH_SIZE) -> ImportJob:
-    """Import a customers / units file; returns the finished job (see the module docstring)."""
+def _read(user, filename: str, content: bytes, kind: str) -> Table:
     if kind not in ImportKind.values:
         raise ValidationFailed({"kind": [_("导入类型无效，可选：%(choices)s。") % {
             "choices": ", ".join(ImportKind.values)}]})
     _check_rights(user, kind)
-    table = read_table(filename, content, required=REQUIRED_COLUMNS[kind])
+    return read_table(filename, content, required=REQUIRED_COLUMNS[kind])
 
+
+def _record_job(user, filename: str, content: bytes, kind: str, table: Table, *, status: str,
+                source: bytes | None) -> ImportJob:
     with transaction.atomic():
         job = ImportJob.objects.create(
             kind=kind, file_name=(filename or "upload")[-255:], file_size=len(content), uploaded_by=user,
-            node_id=_scope_node_id(user), total_rows=len(table.rows), columns=table.headers)
+            node_id=_scope_node_id(user), total_rows=len(table.rows), columns=table.headers, status=status,
+            source=source)
         audit_record(actor=user, action="import.start", obj=job, before=None, after=snapshot(job, _JOB_FIELDS),
                      node_id=job.node_id)
-    started = snapshot(job, _JOB_FIELDS)
+    return job
 
-    importer = RowImporter(user=user, kind=kind, table=table)
-    failures: list[RowFailure] = []
+
+def import_run(*, user, filename: str, content: bytes, kind: str = ImportKind.CUSTOMERS_UNITS,
+               progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH_SIZE) -> ImportJob:
+    """Import a customers / units file now; returns the finished job (see the module docstring)."""
+    table = _read(user, filename, content, kind)
+    job = _record_job(user, filename, content, kind, table, status=ImportStatus.RUNNING, source=None)
+    started = snapshot(job, _JOB_FIELDS)
+    return _import(job, user, table, started, progress=progress, batch_size=batch_size)
+
+
+def import_queue(*, user, filename: str, content: bytes, kind: str = ImportKind.CUSTOMERS_UNITS) -> ImportJob:
+    """Check the file as ``import_run`` does (a refused file records nothing) and record a
+    queued job holding it, for ``import_execute`` to run in the background."""
+    table = _read(user, filename, content, kind)
+    return _record_job(user, filename, content, kind, table, status=ImportStatus.QUEUED, source=content)
+
+
+def import_execute(job_id: int, *, progress: Callable[[int, int], None] | None = None,
+                   batch_size: int = BATCH_SIZE) -> ImportJob | None:
+    """Run a queued job (the background task). A job already taken (the task delivered twice)
+    is left alone: returns None."""
+    job = ImportJob.objects.select_related("uploaded_by").filter(pk=job_id, status=ImportStatus.QUEUED).first()
+    if job is None or not ImportJob.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
+            status=ImportStatus.RUNNING, heartbeat_at=timezone.now()):
+        logger.warning("import job %s is not queued (any more): not run again", job_id)
+        return None
+    started = snapshot(job, _JOB_FIELDS)
+    job.status = ImportStatus.RUNNING
+    user = job.uploaded_by
+    try:
+        if user is None or not user.is_active:
+            raise PermissionDenied()
+        table = _read(user, job.file_name, bytes(job.source or b""), job.kind)
+    except DomainError as e:  # the user lost the right meanwhile; a file that changed meaning
+        msgs = [str(m) for ms in e.errors.values() for m in ms] or [str(e.message)]
+        return _finish(job, user, started, None, [], message=gettext("导入未执行：%(reason)s") % {
+            "reason": "；".join(msgs)})
+    except Exception:
+        logger.exception("import job %s: its file could not be read again", job_id)
+        return _finish(job, user, started, None, [], message=gettext("导入时发生系统错误，导入未执行。"))
+    try:
+        return _import(job, user, table, started, progress=progress, batch_size=batch_size)
+    except Exception:
+        logger.exception("import job %s stopped unexpectedly", job_id)
+        ImportJob.objects.filter(pk=job_id, status=ImportStatus.RUNNING).update(
+            status=ImportStatus.FAILED, finished_at=timezone.now(), source=None,
+            message=gettext("导入时发生系统错误，导入已中断；已处理的行已导入。"))
+        return ImportJob.objects.filter(pk=job_id).first()
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # batches registering now, in any thread
+_gc_was_enabled = True
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is registered. A batch allocates some hundred
+    thousand short-lived objects (model instances, SQL parameters, audit entries), nearly all
+    freed by reference counting, yet the collections they trigger walk the whole heap — the
+    file's rows included — and took about a fifth of the import's time. Collection resumes
+    after the batch (after the last one, when batches of several imports overlap)."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _register_row_by_row(user, batch: list[RegisterRow]) -> tuple[list[RowResult], int | None]:
+    """A batch that failed unexpectedly, again one row at a time (a savepoint each): the results
+    up to the row that fails again, and that row's index (None when none does)."""
+    results = []
+    for i, r in enumerate(batch):
+        try:
+            with transaction.atomic():
+                results.extend(customers_register_bulk(user=user, rows=[r]))
+        except Exception:
+            logger.exception("import: row %s failed unexpectedly", r.label)
+            return results, i
+    return results, None
+
+
+def _import(job: ImportJob, user, table: Table, started: dict, *, progress, batch_size: int) -> ImportJob:
     rows = table.rows
+    regs = registrations(job.kind, rows)
+    failures: list[RowFailure] = []
     done = 0
     stop_message = ""
     while done < len(rows) and not stop_message:
         batch = rows[done:done + batch_size]
+        batch_regs = regs[done:done + batch_size]
         batch_failures: list[RowFailure] = []
-        ok = customers = units = 0
-        processed = 0
+        processed = len(batch)
         try:
-            with transaction.atomic():
-                for row in batch:
-                    try:
-                        with transaction.atomic():
-                            outcome = importer.import_row(row)
-                    except DomainError as e:
-                        batch_failures.append(RowFailure(row, _row_errors(e)))
-                    except Exception:
-                        logger.exception("import job %s: row %s failed unexpectedly", job.pk, row.number)
+            with _gc_paused(), transaction.atomic():
+                try:
+                    results = customers_register_bulk(user=user, rows=batch_regs)
+                except Exception:
+                    logger.exception("import job %s: batch from row %s failed; retrying it row by row",
+                                     job.pk, batch[0].number)
+                    results, crashed = _register_row_by_row(user, batch_regs)
+                    if crashed is not None:
+                        row = batch[crashed]
                         stop_message = gettext("第 %(row)s 行导入时发生系统错误，导入已中断；此前的行已导入，"
                                                "此行及之后的行未导入。") % {"row": row.number}
                         batch_failures.append(RowFailure(row, [("", gettext("系统错误，本行未导入。"))]))
-                        processed += 1
-                        break
-                    else:
-                        ok += 1
-                        customers += outcome.customer_created
-                        units += outcome.unit_created
-                    processed += 1
+                        processed = crashed + 1
+                for row, result in zip(batch, results, strict=False):
+                    if not result.ok:
+                        batch_failures.append(_failure(row, result))
+                batch_failures.sort(key=lambda f: f.row.number)
                 ImportRowError.objects.bulk_create([_row_error(job, f) for f in batch_failures])
-                job.ok_rows += ok
+                job.processed_rows += processed
+                job.ok_rows += sum(r.ok for r in results)
                 job.error_rows += len(batch_failures)
-                job.customers_created += customers
-                job.units_created += units
-                job.save(update_fields=["ok_rows", "error_rows", "customers_created", "units_created"])
+                job.customers_created += sum(r.ok and r.customer_created for r in results)
+                job.units_created += sum(r.ok and r.unit_id is not None for r in results)
+                job.heartbeat_at = timezone.now()
+                job.save(update_fields=_COUNTS)
         except Exception:  # the batch could not be committed: none of its rows is imported
             logger.exception("import job %s: batch from row %s could not be committed", job.pk, batch[0].number)
-            job.refresh_from_db(fields=["ok_rows", "error_rows", "customers_created", "units_created"])
+            job.refresh_from_db(fields=_COUNTS)
             stop_message = gettext("写入数据库失败，导入已中断；第 %(row)s 行起的行未导入。") % {"row": batch[0].number}
             processed = 0
         else:
@@ -379,17 +353,23 @@ def import_run(*, user, filename: str, content: bytes, kind: str = ImportKind.CU
         done += processed
         if progress is not None:
             progress(done, len(rows))
+    return _finish(job, user, started, table, failures, rest=rows[done:], message=stop_message)
 
-    # Stopped: the rows not imported go into the report too, so that it can be uploaded again.
-    rest = [RowFailure(r, [("", gettext("导入中断，本行未处理。"))]) for r in rows[done:]]
-    failures.extend(rest)
-    job.error_rows += len(rest)
-    job.status = ImportStatus.FAILED if stop_message else ImportStatus.DONE
-    job.message = stop_message
+
+def _finish(job: ImportJob, user, started: dict, table: Table | None, failures: list[RowFailure], *,
+            rest: list[Row] = (), message: str = "") -> ImportJob:
+    """Close the job: the rows not processed go into the report too, so that it can be
+    uploaded again; the file's bytes are dropped."""
+    rest_failures = [RowFailure(r, [("", gettext("导入中断，本行未处理。"))]) for r in rest]
+    failures = failures + rest_failures
+    job.error_rows += len(rest_failures)
+    job.status = ImportStatus.FAILED if message else ImportStatus.DONE
+    job.message = message
     job.finished_at = timezone.now()
-    job.error_report = build_error_report(table, failures) if failures else None
+    job.source = None
+    job.error_report = build_error_report(table, failures) if failures and table is not None else None
     with transaction.atomic():
-        ImportRowError.objects.bulk_create([_row_error(job, f) for f in rest], batch_size=1000)
+        ImportRowError.objects.bulk_create([_row_error(job, f) for f in rest_failures], batch_size=1000)
         job.save()
         audit_record(actor=user, action="import.finish", obj=job, before=started, after=snapshot(job, _JOB_FIELDS),
                      node_id=job.node_id)
@@ -452,4 +432,22 @@ def template_xlsx() -> bytes:
         widths={i: 14 for i in range(len(COLUMNS))}, text_columns=text_cols)
 
 
-__all__ = ["import_run", "build_error_report", "error_report", "template_xlsx", "RowImporter"]
+__all__ = ["import_run", "import_queue", "import_execute", "registrations", "build_error_report",
+           "error_report", "template_xlsx"]
+
+
+def import_sweep_stale(*, now: dt.datetime | None = None) -> int:
+    """Mark as failed the jobs that stopped showing progress (their process died: a restarted
+    server, a lost worker), so that nobody waits on them for ever. Periodic."""
+    cutoff = (now or timezone.now()) - STALE_AFTER
+    stale = list(ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING],
+                                          heartbeat_at__lt=cutoff))
+    for job in stale:
+        with transaction.atomic():
+            if not ImportJob.objects.filter(pk=job.pk, status=job.status, heartbeat_at__lt=cutoff).update(
+                    status=ImportStatus.FAILED, finished_at=timezone.now(), source=None,
+                    message=gettext("导入任务已中断（处理进程停止），已处理的行已导入；请上传剩余的行。")):
+                continue
+            audit_record(actor=None, action="import.stale", obj=job, before={"status": job.status},
+                         after={"status": ImportStatus.FAILED}, node_id=job.node_id)
+    return len(stale)

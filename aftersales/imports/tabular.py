@@ -120,6 +120,8 @@ def _fail(message) -> ValidationFailed:
 # ---------------------------------------------------------------- cell values
 
 def cell_text(v: Any) -> str:
+    if type(v) is str:  # every cell of a CSV: the common case first
+        return v.replace("\ufeff", "").strip()
     if v is None:
         return ""
     if isinstance(v, bool):

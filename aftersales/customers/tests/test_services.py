@@ -111,3 +111,14 @@ def test_unit_register_and_repair_and_exchange(world):
     assert u.exchanged_on == dt.date(2025, 9, 1) and u.serial == "AC-2026-78"
     with pytest.raises(NotFound):
         cs.unit_record_exchange(user=world.tianhe_agent, unit_id=u.pk, on=dt.date(2025, 9, 1))
+
+
+def test_lengths_and_coordinates_are_field_errors_not_database_errors(world):
+    with pytest.raises(ValidationFailed) as e:
+        cs.customer_create(user=world.pudong_agent, name="甲", phone="13500000003", tags=["超" * 31],
+                           address={**ADDR, "street": "路" * 201, "district": "区" * 31, "lat": "north", "lng": 200})
+    assert _fields(e) >= {"tags", "address.street", "address.district", "address.lat", "address.lng"}
+    with pytest.raises(ValidationFailed) as e:
+        cs.customer_update(user=world.pudong_agent, customer_id=world.c_pudong.pk, tags=[f"t{i}" for i in range(21)])
+    assert _fields(e) == {"tags"}
+    assert Customer.objects.count() == 2

@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
-from django.urls import include, path, reverse
+from django.urls import reverse
 
-from aftersales.core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from aftersales.core.errors import NotFound, PermissionDenied, ValidationFailed
 from aftersales.customers.models import Address, Customer, Unit
 from aftersales.imports import services, tabular
 from aftersales.imports.models import ImportJob, ImportRowError, ImportStatus
@@ -302,17 +302,20 @@ def test_rows_outside_the_users_outlets_are_rejected(world):
 
 # ---------------------------------------------------------------- atomicity
 
-def test_a_failing_unit_leaves_no_customer(world, monkeypatch):
-    """The customer is valid and gets written, then its unit fails: the row's savepoint rolls
-    back the customer, its address and their audit entries."""
-    real = services.unit_register
+def test_a_unit_registered_concurrently_leaves_no_customer(world, monkeypatch):
+    """A serial registered by someone else between the batch's look-ups and its write: the
+    batch is rolled back and registered row by row through the single services; the row whose
+    unit then fails leaves neither its customer, nor its address, nor their audit entries."""
+    from aftersales.customers import services as customer_services
 
-    def unit_register(**kw):
-        if kw["serial"] == "SN-FAIL-0002":
-            raise ValidationFailed({"serial": ["序列号已被并发登记。"]})
-        return real(**kw)
+    Unit.objects.create(customer=world.c_pudong, model=world.ac_model, serial="SN-FAIL-0002", purchase_date=PAST)
+    real_load = customer_services._BulkRegistration._load
 
-    monkeypatch.setattr(services, "unit_register", unit_register)
+    def load(self):  # the look-up ran before the concurrent registration committed
+        real_load(self)
+        self.taken.discard("SN-FAIL-0002")
+
+    monkeypatch.setattr(customer_services._BulkRegistration, "_load", load)
     rows = [["甲", "13900000201", *SH, "路1号", "", "", "SN-OK-0001", "KFR-35GW", PAST, "", ""],
             ["乙", "13900000202", *SH, "路2号", "", "", "SN-FAIL-0002", "KFR-35GW", PAST, "", ""],
             ["丙", "13900000203", *SH, "路3号", "", "", "SN-OK-0003", "KFR-35GW", PAST, "", ""]]
@@ -322,7 +325,7 @@ def test_a_failing_unit_leaves_no_customer(world, monkeypatch):
     assert not Customer.objects.filter(phone="13900000202").exists()
     assert not Address.objects.filter(street="路2号").exists()
     e = job.row_errors.get()
-    assert (e.row_number, e.field) == (3, "序列号")
+    assert (e.row_number, e.field) == (3, "序列号") and "已登记" in e.message
     # 2 rows × (customer, address, unit) + job start and finish; nothing of the failed row
     assert AuditEntry.objects.count() == audit0 + 2 * 3 + 2
 
@@ -339,14 +342,15 @@ def test_an_invalid_unit_of_an_otherwise_valid_customer_is_not_half_written(worl
 
 
 def test_an_unexpected_crash_rolls_back_its_row_stops_the_job_and_records_it(world, monkeypatch):
-    real = services.unit_register
+    """The batch fails, is rolled back and retried row by row: the row that fails again stops the job."""
+    real = services.customers_register_bulk
 
-    def unit_register(**kw):
-        if kw["serial"] == "SN-CRASH-02":
+    def register(*, user, rows):
+        if any(r.unit is not None and r.unit.serial == "SN-CRASH-02" for r in rows):
             raise RuntimeError("boom")
-        return real(**kw)
+        return real(user=user, rows=rows)
 
-    monkeypatch.setattr(services, "unit_register", unit_register)
+    monkeypatch.setattr(services, "customers_register_bulk", register)
     rows = [[n, f"139000004{i:02d}", *SH, f"路{i}号", "", "", f"SN-CRASH-{i:02d}", "KFR-35GW", PAST, "", ""]
             for i, n in enumerate(["甲", "乙", "丙", "丁"], start=1)]
     job = import_run(user=world.pudong_agent, filename="a.csv", content=csv_bytes(rows))
@@ -500,23 +504,6 @@ def test_management_command(world, tmp_path):
 
 # ---------------------------------------------------------------- API
 
-@pytest.fixture
-def api_client():
-    from ninja import NinjaAPI
-    from ninja.testing import TestClient
-
-    from aftersales.imports.api import router
-
-    api = NinjaAPI(urls_namespace="imports-test")
-
-    @api.exception_handler(DomainError)
-    def on_domain_error(request, exc):
-        return api.create_response(request, exc.as_dict(), status=exc.status)
-
-    api.add_router("/imports/", router)
-    return TestClient(api)
-
-
 def _upload(client, user, content, name="a.csv", **data):
     f = SimpleUploadedFile(name, content)
     return client.post("/imports/", data=data, FILES={"file": f}, auth=user, user=user)
@@ -558,26 +545,16 @@ def test_api_errors(world, api_client):
 
 # ---------------------------------------------------------------- page
 
-urlpatterns = [path("imports/", include("aftersales.imports.urls"))]
-
-
-@pytest.fixture
-def page_urls(settings):
-    """The page under /imports/, whether or not aftersales/urls.py mounts it yet."""
-    from aftersales import urls as root
-
-    settings.ROOT_URLCONF = type("URLs", (), {"urlpatterns": [*root.urlpatterns, *(
-        [] if any(getattr(p, "namespace", None) == "imports" for p in root.urlpatterns) else urlpatterns)]})
-
-
-def test_page_upload_result_report_and_template(world, client, page_urls):
+def test_page_upload_result_report_and_template(world, client, page_urls, imports_inline,
+                                                django_capture_on_commit_callbacks):
     client.force_login(world.pudong_agent)
     r = client.get(reverse("imports:upload"))
     assert r.status_code == 200 and "导入客户与产品" in r.text
     r = client.get(reverse("imports:template"))
     assert r.status_code == 200 and openpyxl.load_workbook(io.BytesIO(r.content)).worksheets[0].max_row == 2
     f = SimpleUploadedFile("客户.csv", csv_bytes([r for _c, r in MIXED], encoding="gbk"))
-    r = client.post(reverse("imports:upload"), {"file": f, "kind": "customers_units"})
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(reverse("imports:upload"), {"file": f, "kind": "customers_units"})
     job = ImportJob.objects.get()
     assert r.status_code == 302 and r["Location"] == reverse("imports:job", args=[job.pk])
     r = client.get(r["Location"])
@@ -606,3 +583,22 @@ def test_not_found_is_the_domain_error(world):
 
     with pytest.raises(NotFound):
         job_get(world.pudong_agent, 999)
+
+
+def test_garbage_collection_is_paused_per_batch_and_restored():
+    import gc
+
+    assert gc.isenabled()
+    with services._gc_paused():
+        assert not gc.isenabled()
+        with services._gc_paused():  # another import's batch, overlapping
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with services._gc_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -2,12 +2,14 @@
 
     manage.py import_customers customers.xlsx --user pudong_agent [--kind units] [--report errors.xlsx]
 
-Runs exactly what the upload page runs (``import_run``): the same checks, the same rights,
-the same audit trail and job record. Exit status 1 when the file is refused or the job stopped.
+Runs what the upload page runs, in the foreground (``import_run``): the same checks, the same
+rights, the same audit trail and job record. Exit status 1 when the file is refused or the job
+stopped. The rate printed is data rows per second of the whole run, reading the file included.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -52,6 +54,7 @@ class Command(BaseCommand):
             else:
                 self.stderr.write(f"导入 {done}/{total}")
 
+        t0 = time.perf_counter()
         try:
             job = services.import_run(user=u, filename=path.name, content=path.read_bytes(), kind=kind,
                                       progress=progress)
@@ -59,9 +62,8 @@ class Command(BaseCommand):
             msgs = [str(m) for ms in e.errors.values() for m in ms] or [str(e.message)]
             raise CommandError("；".join(msgs)) from None
         if bar is not None:
-            seconds = bar.finish()
-        else:
-            seconds = (job.finished_at - job.created_at).total_seconds()
+            bar.finish()
+        seconds = time.perf_counter() - t0
 
         rate = job.total_rows / seconds if seconds else 0
         self.stdout.write(
