@@ -450,7 +450,6 @@ class DemoLoader:
         self.stream = progress_stream
         self.counts: dict[str, int] = {}
         self.audit_batches: list[tuple[list[models.Model], Callable[[models.Model], int | None]]] = []
-        self.logins: list[tuple[str, str, Node]] = []
         self.pw_hash = demo_password_hash()
 
     def rng(self, part: str) -> random.Random:
@@ -633,8 +632,6 @@ class DemoLoader:
                 roles.append((u, Role.TECHNICIAN, o))
                 skills.append((e, sorted(rng.sample(cat_codes, rng.randint(2, 4)))))
                 self.technicians.append(e)
-                if login:
-                    self.logins.append((Role.TECHNICIAN, login, o))
 
         # The named staff log-ins, then a manager for every other centre and outlet and an agent per outlet.
         for role, username, w in LOGINS:
@@ -647,11 +644,8 @@ class DemoLoader:
                                      username=username)
                 roles.append((u, role, node))
             elif role == Role.CUSTOMER:
-                self.customer_login_user = add_user(username, "", usable=True)
-                continue  # linked to a customer in load_customers
-            else:
-                continue  # the technician is above
-            self.logins.append((role, username, node))
+                self.customer_login_user = add_user(username, "", usable=True)  # linked in load_customers
+            # the technician's log-in is made above, with the technicians
         for c in self.centres[1:]:
             u, _e = add_employee(c, DepartmentKind.MANAGEMENT, person_name(rng), grade=Grade.SENIOR)
             roles.append((u, Role.CENTRE_MANAGER, c))
@@ -757,7 +751,6 @@ class DemoLoader:
         if self.n_customers:
             self.customer_login_user.save(update_fields=["first_name"])
             login_customer = next(c for c in customers if c.user_id)
-            self.logins.append((Role.CUSTOMER, "customer", self.node_by_id[login_customer.node_id]))
             ra = RoleAssignment(user=self.customer_login_user, role=Role.CUSTOMER, node_id=login_customer.node_id)
             self._bulk(RoleAssignment, [ra], node_of=lambda r: r.node_id)
             self.user_node[self.customer_login_user.pk] = login_customer.node_id
