@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,18 +56,35 @@ def chromium():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
 
 
-def test_agent_finds_customer_and_sees_warranty(world, live_server, chromium):
-    shots = Path(settings.VAR_DIR) / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+@pytest.fixture
+def shots():
+    path = Path(settings.VAR_DIR) / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def signed_in(chromium, live_server, shots, username: str, *, height: int):
+    """A page signed in as ``username``; on failure a screenshot is kept as failure.png."""
+    context = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": height})
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
         page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "pudong_agent")
+        page.fill("#id_username", username)
         page.fill("#id_password", PASSWORD)
         page.click("#login-submit")
         page.wait_for_url(f"{live_server.url}/")
+        yield context, page
+    except Exception:
+        page.screenshot(path=str(shots / "failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+
+
+def test_agent_finds_customer_and_sees_warranty(world, live_server, chromium, shots):
+    with signed_in(chromium, live_server, shots, "pudong_agent", height=900) as (context, page):
         assert page.locator("html").get_attribute("lang") == "zh-hans"
         assert page.locator('[data-section="agent"]').is_visible()
 
@@ -108,25 +126,10 @@ def test_agent_finds_customer_and_sees_warranty(world, live_server, chromium):
         mp.locator('[data-testid="decision-badge"]').first.wait_for(state="visible")
         mp.screenshot(path=str(shots / "customer-detail-phone.png"), full_page=True)
         phone.close()
-    except Exception:
-        page.screenshot(path=str(shots / "failure.png"), full_page=True)
-        raise
-    finally:
-        context.close()
 
 
-def test_manager_sees_chart_and_switches_to_english(world, live_server, chromium):
-    shots = Path(settings.VAR_DIR) / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "hq_manager")
-        page.fill("#id_password", PASSWORD)
-        page.click("#login-submit")
-        page.wait_for_url(f"{live_server.url}/")
+def test_manager_sees_chart_and_switches_to_english(world, live_server, chromium, shots):
+    with signed_in(chromium, live_server, shots, "hq_manager", height=1000) as (_context, page):
         assert page.locator('[data-figure="units"]').inner_text().strip() == "2"
         page.locator("#chart-units svg").first.wait_for(state="attached")  # ECharts drew the chart
         page.screenshot(path=str(shots / "manager-home.png"), full_page=True)
@@ -137,8 +140,3 @@ def test_manager_sees_chart_and_switches_to_english(world, live_server, chromium
         assert "AfterSales Service Management" in page.locator(".brand").inner_text()
         page.locator("#chart-units svg").first.wait_for(state="attached")
         page.screenshot(path=str(shots / "manager-home-en.png"), full_page=True)
-    except Exception:
-        page.screenshot(path=str(shots / "failure.png"), full_page=True)
-        raise
-    finally:
-        context.close()
