@@ -21,13 +21,9 @@ import os
 import random
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import DEFAULT_URL, percentile, setup_django
 
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/aftersales_bench"
 TARGET_P95_MS = 20.0
 COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛")
 
@@ -44,32 +40,6 @@ def parse_args():
     return p.parse_args()
 
 
-def ensure_database(url: str, fresh: bool) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        sys.exit(f"DATABASE_URL must point to PostgreSQL, not {parts.scheme!r}")
-    dbname = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
-        if exists and fresh:
-            conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
-            exists = None
-            print(f"dropped database {dbname}")
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-            print(f"created database {dbname}")
-
-
-def percentile(sorted_ms: list[float], q: float) -> float:
-    if not sorted_ms:
-        return float("nan")
-    k = min(len(sorted_ms) - 1, max(0, round(q * len(sorted_ms) + 0.5) - 1))  # nearest rank
-    return sorted_ms[k]
-
-
 def name_prefix(name: str) -> str:
     n = 3 if name[:2] in COMPOUND_SURNAMES else 2
     return name[:n]
@@ -77,16 +47,7 @@ def name_prefix(name: str) -> str:
 
 def main() -> None:
     args = parse_args()
-    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aftersales.settings")
-    os.environ.setdefault("DEBUG", "0")  # no query log
-    os.environ.setdefault("AFTERSALES_INSECURE_DEV_KEY", "1")
-    ensure_database(url, args.fresh)
-
-    import django
-
-    django.setup()
+    setup_django(os.environ.get("DATABASE_URL") or DEFAULT_URL, fresh=args.fresh)
 
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -101,10 +62,6 @@ def main() -> None:
     from aftersales.org.roles import Role
     from aftersales.web.management.commands.demo import MobileNumbers, person_name
 
-    if connection.vendor != "postgresql":
-        sys.exit("this bench needs PostgreSQL (DATABASE_URL=postgres://…)")
-    print(f"database: {connection.settings_dict['NAME']} on {connection.settings_dict['HOST']}")
-    call_command("migrate", verbosity=0)
 
     # ------------------------------------------------------------ organisation (demo)
     if not Node.objects.exists():
