@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django.utils.translation import gettext_lazy as _
@@ -42,3 +43,19 @@ def serial_error(serial: str):
     if not _SERIAL.match(serial):
         return _("序列号格式不正确：4–40 位字母、数字或 - _ /。")
     return None
+
+
+DATE_FORMAT_ERROR = _("日期格式不正确，应为 YYYY-MM-DD。")
+
+
+def parse_date(value) -> dt.date | None:
+    """A date from a form, an API body or a cell: ``None`` when blank; ``ValueError`` when it
+    is not a date written YYYY-MM-DD (report it with ``DATE_FORMAT_ERROR``)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    return dt.date.fromisoformat(text) if text else None

@@ -19,7 +19,14 @@ from django.utils.translation import gettext_lazy as _
 from aftersales.catalog.models import ProductModel
 from aftersales.core.errors import DomainError, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
 from aftersales.core.masking import mask_name
-from aftersales.core.validators import mobile_error, normalize_mobile, normalize_serial, serial_error
+from aftersales.core.validators import (
+    DATE_FORMAT_ERROR,
+    mobile_error,
+    normalize_mobile,
+    normalize_serial,
+    parse_date,
+    serial_error,
+)
 from aftersales.org.models import Coverage, Node, NodeKind
 from aftersales.org.roles import Perm
 from aftersales.org.scope import holds_at, principal
@@ -300,15 +307,11 @@ def _check_unit(errs: ErrorCollector, *, serial: str, model_code: str | None, pu
         model = model_of(code)
         if model is None:
             errs.add("model", _("型号 %(code)s 不存在。") % {"code": code})
-    pd = purchase_date
-    if isinstance(pd, str):
-        try:
-            pd = dt.date.fromisoformat(pd.strip())
-        except ValueError:
-            errs.add("purchase_date", _("日期格式不正确，应为 YYYY-MM-DD。"))
-            pd = None
-    elif isinstance(pd, dt.datetime):
-        pd = pd.date()
+    try:
+        pd = parse_date(purchase_date)
+    except ValueError:
+        errs.add("purchase_date", DATE_FORMAT_ERROR)
+        pd = None
     if pd is None and "purchase_date" not in errs.errors:
         errs.add("purchase_date", _("请填写购买日期。"))
     elif pd is not None:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from aftersales.catalog.models import Category
 from aftersales.core.errors import ErrorCollector, NotFound, PermissionDenied, ValidationFailed
-from aftersales.core.validators import mobile_error, normalize_mobile
+from aftersales.core.validators import DATE_FORMAT_ERROR, mobile_error, normalize_mobile, parse_date
 from aftersales.records.audit import audit_record, snapshot
 
 from .models import (
@@ -30,19 +30,14 @@ from .scope import holds_at, principal
 
 
 def _date(errs: ErrorCollector, field: str, value, *, required: bool = True) -> dt.date | None:
-    if value in (None, ""):
-        if required:
-            errs.add(field, _("请填写日期。"))
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
     try:
-        return dt.date.fromisoformat(str(value).strip())
+        d = parse_date(value)
     except ValueError:
-        errs.add(field, _("日期格式不正确，应为 YYYY-MM-DD。"))
+        errs.add(field, DATE_FORMAT_ERROR)
         return None
+    if d is None and required:
+        errs.add(field, _("请填写日期。"))
+    return d
 
 
 def _need(user, perm: str, node_id: int):
