@@ -1,21 +1,20 @@
 """End to end in headless Chromium: sign in as an agent, find a customer by typing the
 first digits of the phone (htmx live search), open the file, see the 三包 decision.
 
-Skips when /usr/bin/chromium (or Playwright) is missing — except in CI (CI=true), where a
-missing browser is a failure, so a broken CI image cannot pass by skipping.
+Marked ``browser``: without /usr/bin/chromium (or Playwright) it skips — except in CI
+(CI=true), where it fails (``aftersales.conftest.unavailable``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from aftersales.conftest import PASSWORD
+from aftersales.conftest import PASSWORD, unavailable
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,20 +23,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser test must run in CI)", pytrace=False)
-    pytest.skip(f"{reason}; install it (apt-get install chromium) to run the browser test")
-
-
 @pytest.fixture
 def chromium():
-    if not shutil.which(CHROMIUM):  # missing, or not executable
-        _unavailable(f"{CHROMIUM} is missing")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - playwright is a dev dependency
-        _unavailable("the playwright package is not installed")
+        unavailable("the playwright package is not installed")
     # Playwright's sync API runs an event loop in this thread; the ORM calls pytest-django
     # makes around the test (flush at teardown) must still be allowed.
     old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

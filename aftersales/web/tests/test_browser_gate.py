@@ -2,19 +2,19 @@
 
 import pytest
 
-from aftersales.web.tests import test_browser
+from aftersales.conftest import unavailable
 
 
 def test_missing_browser_skips_outside_ci(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="missing"):
-        test_browser._unavailable("/usr/bin/chromium is missing")
+        unavailable("/usr/bin/chromium is missing")
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
-        test_browser._unavailable("/usr/bin/chromium is missing")
+        unavailable("/usr/bin/chromium is missing")
 
 
 def test_missing_browser_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
-        test_browser._unavailable("/usr/bin/chromium is missing")
+        unavailable("/usr/bin/chromium is missing")
