@@ -42,6 +42,10 @@ INSTALLED_APPS = [
     "aftersales.customers",
     "aftersales.catalog",
     "aftersales.imports",
+    "aftersales.notifications",
+    "aftersales.tickets",
+    "aftersales.dispatch",
+    "aftersales.feedback",
     "aftersales.web",
     "aftersales.api",
 ]
@@ -124,7 +128,21 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "audit-anchor": {"task": "aftersales.records.tasks.audit_anchor_task", "schedule": 60.0},
     "import-sweep-stale": {"task": "aftersales.imports.tasks.import_sweep_stale_task", "schedule": 120.0},
+    "sla-sweep": {"task": "aftersales.tickets.tasks.sla_sweep_task", "schedule": 60.0},
 }
+
+# Notifications: the channel class per kind of recipient. The default keeps every message in
+# the outbox (shown in the UI) and sends nothing; see aftersales/notifications/channels.py.
+_OUTBOX = "aftersales.notifications.channels.Outbox"
+NOTIFY_CHANNELS = {
+    "sms": os.environ.get("NOTIFY_SMS_CHANNEL", _OUTBOX),
+    "staff": os.environ.get("NOTIFY_STAFF_CHANNEL", _OUTBOX),
+}
+SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_TOKEN = os.environ.get("SMS_GATEWAY_TOKEN", "")
+NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
+# The address customers open survey links at (the links in the SMS).
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 # How long audit anchoring waits before it seals an entry: longer than any write transaction.
 AUDIT_ANCHOR_GRACE_SECONDS = int(os.environ.get("AUDIT_ANCHOR_GRACE_SECONDS", "120"))

@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("imports/", include("aftersales.imports.urls")),
+    path("feedback/", include("aftersales.feedback.urls")),
     path("", include("aftersales.web.urls")),
 ]

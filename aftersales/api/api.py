@@ -199,6 +199,11 @@ api.add_router("/org/", "aftersales.org.api.router")
 api.add_router("/catalog/", "aftersales.catalog.api.router")
 api.add_router("/", "aftersales.customers.api.router")
 api.add_router("/imports/", "aftersales.imports.api.router")
+api.add_router("/orders/", "aftersales.tickets.api.router")
+api.add_router("/sla/", "aftersales.tickets.api_sla.router")
+api.add_router("/dispatch/", "aftersales.dispatch.api.router")
+api.add_router("/feedback/", "aftersales.feedback.api.router")
+api.add_router("/notifications/", "aftersales.notifications.api.router")
 
 
 # Last: whatever no route above matched is a 404 in the API's shape, not Django's HTML page.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Max
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from .models import AuditAnchor, AuditEntry
@@ -33,6 +34,8 @@ def _jsonable(v):
         return v.isoformat()
     if isinstance(v, decimal.Decimal | uuid.UUID):
         return str(v)
+    if isinstance(v, FieldFile):
+        return v.name or ""
     if isinstance(v, list | tuple):
         return [_jsonable(x) for x in v]
     if isinstance(v, dict):

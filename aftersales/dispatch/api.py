@@ -1,0 +1,5 @@
+"""The dispatch API. No ``from __future__ import annotations`` here (see aftersales.api.permissions)."""
+
+from ninja import Router
+
+router = Router(tags=["dispatch"])

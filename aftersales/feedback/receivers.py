@@ -1,0 +1,1 @@
+"""Reactions to the order flow (tickets.signals.order_moved)."""

@@ -1,0 +1,11 @@
+"""``order_moved`` is sent by ``workflow.move`` after a move is applied, inside its transaction,
+with ``order``, ``move`` (the name), ``from_status``, ``to_status``, ``actor`` and ``at``.
+
+Apps that build on tickets react to the flow through it without tickets importing them:
+dispatch frees a booking when an order leaves a technician, and routes newly classified
+orders where auto-dispatch is on; feedback opens the call-back when an order is completed.
+A receiver that raises aborts the move (same transaction)."""
+
+from django.dispatch import Signal
+
+order_moved = Signal()

@@ -1,0 +1,211 @@
+"""Time standards (R-SLA): deadlines on a working calendar, paused while waiting.
+
+An order gets two deadlines when it is created (and again when it is classified, since type
+and priority choose the policy): ``response_due`` (first handling: answered, dispatched or
+transferred) and ``resolve_due`` (completed or answered). Minutes are working minutes of the
+policy's calendar: its hours on working days, where a day is a working day unless it is a
+public holiday, and a weekend day only when it is a make-up working day (调休上班). While an
+order waits for the customer or for parts the clock stops: on resuming, each deadline still
+ahead when the pause began moves on by the working time the pause took.
+
+``sla_risk_at`` is when the order turns "at risk" (the policy's share of the window left);
+the sweep (``sweep.py``) compares it and the deadlines with the time, in SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time as _time
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from .models import CalendarDay, DayKind, SlaPolicy, SlaState, Status, WorkCalendar, WorkOrder
+
+PAUSING = frozenset({Status.WAITING_PARTS, Status.WAITING_CUSTOMER})
+_MAX_DAYS = 3 * 366  # no deadline lies further than this
+
+
+# ---------------------------------------------------------------- the calendar
+
+@dataclass(frozen=True)
+class Calendar:
+    """A working calendar loaded into memory; ``None`` hours mean round the clock."""
+
+    start: dt.time | None
+    end: dt.time | None
+    weekends_off: bool
+    holidays: frozenset
+    workdays: frozenset
+
+    def is_working_day(self, d: dt.date) -> bool:
+        if d in self.holidays:
+            return False
+        if d in self.workdays:
+            return True
+        return not (self.weekends_off and d.weekday() >= 5)
+
+    def window(self, d: dt.date, tz) -> tuple[dt.datetime, dt.datetime] | None:
+        if not self.is_working_day(d):
+            return None
+        if self.start is None:
+            a = dt.datetime.combine(d, dt.time(0), tz)
+            return a, a + dt.timedelta(days=1)
+        return dt.datetime.combine(d, self.start, tz), dt.datetime.combine(d, self.end, tz)
+
+    def add(self, start: dt.datetime, minutes: float) -> dt.datetime:
+        """The moment ``minutes`` working minutes after ``start``."""
+        tz = timezone.get_current_timezone()
+        t = start.astimezone(tz)
+        left = dt.timedelta(minutes=minutes)
+        d = t.date()
+        for _ in range(_MAX_DAYS):
+            w = self.window(d, tz)
+            if w is not None:
+                a, b = max(w[0], t), w[1]
+                if a < b:
+                    if a + left <= b:
+                        return a + left
+                    left -= b - a
+            d += dt.timedelta(days=1)
+        raise ValueError("deadline beyond the calendar's reach")
+
+    def between(self, a: dt.datetime, b: dt.datetime) -> float:
+        """Working minutes from ``a`` to ``b`` (0 when ``b`` is not after ``a``)."""
+        if b <= a:
+            return 0.0
+        tz = timezone.get_current_timezone()
+        a, b = a.astimezone(tz), b.astimezone(tz)
+        total = dt.timedelta()
+        d = a.date()
+        while d <= b.date():
+            w = self.window(d, tz)
+            if w is not None:
+                lo, hi = max(w[0], a), min(w[1], b)
+                if hi > lo:
+                    total += hi - lo
+            d += dt.timedelta(days=1)
+        return total.total_seconds() / 60
+
+
+ROUND_THE_CLOCK = Calendar(None, None, False, frozenset(), frozenset())
+
+_cache: dict[int, tuple[float, Calendar]] = {}
+_CACHE_SECONDS = 300
+
+
+def calendar(cal: WorkCalendar | int | None) -> Calendar:
+    """The calendar in memory (cached for five minutes; saving one clears the cache)."""
+    if cal is None:
+        return ROUND_THE_CLOCK
+    cal_id = cal if isinstance(cal, int) else cal.pk
+    hit = _cache.get(cal_id)
+    if hit and hit[0] > _time.monotonic():
+        return hit[1]
+    row = cal if isinstance(cal, WorkCalendar) else WorkCalendar.objects.get(pk=cal_id)
+    days = list(CalendarDay.objects.filter(calendar_id=cal_id).values_list("date", "kind"))
+    c = Calendar(row.day_start, row.day_end, row.weekends_off,
+                 frozenset(d for d, k in days if k == DayKind.HOLIDAY),
+                 frozenset(d for d, k in days if k == DayKind.WORKDAY))
+    _cache[cal_id] = (_time.monotonic() + _CACHE_SECONDS, c)
+    return c
+
+
+def clear_cache(**_kw) -> None:
+    _cache.clear()
+    _policies.clear()
+
+
+# ---------------------------------------------------------------- policies
+
+_policies: dict[tuple[str, str], SlaPolicy | None] = {}
+
+
+def policy_for(order_type: str, priority: str) -> SlaPolicy | None:
+    """The policy of (type, priority), else the type's catch-all (blank priority)."""
+    key = (order_type, priority)
+    if key not in _policies:
+        rows = {p.priority: p for p in SlaPolicy.objects.filter(type=order_type).select_related("calendar")}
+        _policies[key] = rows.get(priority) or rows.get("")
+    return _policies[key]
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    response_due: dt.datetime | None
+    resolve_due: dt.datetime | None
+    risk_at: dt.datetime | None
+
+
+def deadlines(order_type: str, priority: str, start: dt.datetime) -> Deadlines:
+    """The deadlines of an order of this type and priority received at ``start``."""
+    p = policy_for(order_type, priority)
+    if p is None:
+        return Deadlines(None, None, None)
+    cal = calendar(p.calendar_id and p.calendar)
+    resolve = cal.add(start, p.resolve_minutes)
+    return Deadlines(cal.add(start, p.response_minutes), resolve, _risk_at(cal, p, start, resolve))
+
+
+def _risk_at(cal: Calendar, p: SlaPolicy, start: dt.datetime, due: dt.datetime) -> dt.datetime:
+    window = cal.between(start, due)
+    return cal.add(start, window * (100 - p.at_risk_percent) / 100)
+
+
+# ---------------------------------------------------------------- the clock of one order
+
+def state_at(o: WorkOrder, now: dt.datetime) -> str:
+    """ok / at_risk / breached for an order at ``now`` (a paused clock does not advance)."""
+    at = o.sla_paused_at or now
+    if o.response_breached or o.resolve_breached:
+        return SlaState.BREACHED
+    if o.responded_at is None and o.response_due and at > o.response_due:
+        return SlaState.BREACHED
+    resolved = o.completed_at is not None or o.closed_at is not None
+    if not resolved and o.resolve_due and at > o.resolve_due:
+        return SlaState.BREACHED
+    if not resolved and o.sla_risk_at and at >= o.sla_risk_at:
+        return SlaState.AT_RISK
+    return SlaState.OK
+
+
+def on_create(o: WorkOrder, now: dt.datetime) -> None:
+    d = deadlines(o.type, o.priority, o.created_at or now)
+    o.response_due, o.resolve_due, o.sla_risk_at = d.response_due, d.resolve_due, d.risk_at
+    o.sla_state = state_at(o, now)
+
+
+def _policy_calendar(o: WorkOrder) -> tuple[SlaPolicy | None, Calendar]:
+    p = policy_for(o.type, o.priority)
+    return p, calendar(p.calendar_id and p.calendar) if p else ROUND_THE_CLOCK
+
+
+def on_move(o: WorkOrder, move: str, from_status: str, to_status: str, now: dt.datetime) -> None:
+    """Keep the order's clock as it moves (called by ``workflow.move`` before saving)."""
+    if move == "classify":  # type and priority choose the policy: plan again from receipt
+        d = deadlines(o.type, o.priority, o.created_at)
+        o.response_due, o.resolve_due, o.sla_risk_at = d.response_due, d.resolve_due, d.risk_at
+    elif move == "reopen":  # handled again: a fresh resolution window from now
+        p, cal = _policy_calendar(o)
+        if p is not None:
+            o.resolve_due = cal.add(now, p.resolve_minutes)
+            o.sla_risk_at = _risk_at(cal, p, now, o.resolve_due)
+    if to_status in PAUSING and from_status not in PAUSING:
+        o.sla_paused_at = now
+    elif from_status in PAUSING and to_status not in PAUSING and o.sla_paused_at is not None:
+        _resume(o, now)
+    if to_status in (Status.CLOSED, Status.CANCELLED) and o.sla_paused_at is not None:
+        _resume(o, now)
+    if o.sla_state != SlaState.BREACHED or move == "reopen":
+        o.sla_state = state_at(o, now)
+
+
+def _resume(o: WorkOrder, now: dt.datetime) -> None:
+    _p, cal = _policy_calendar(o)
+    paused_from = o.sla_paused_at
+    pause = cal.between(paused_from, now)
+    for f in ("response_due", "resolve_due", "sla_risk_at"):
+        due = getattr(o, f)
+        if due is not None and due > paused_from:
+            setattr(o, f, cal.add(paused_from, cal.between(paused_from, due) + pause))
+    o.sla_paused_at = None
