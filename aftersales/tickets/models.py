@@ -255,6 +255,10 @@ class WorkOrder(models.Model):
             models.Index(fields=["sla_state", "node"], name="order_sla_state_idx"),
             models.Index(fields=["type", "node"], name="order_type_node_idx"),
             # the sweep: open orders whose clock runs, by next deadline
+            models.Index(fields=["response_due"], name="order_unresponded_due_idx",
+                         condition=Q(responded_at__isnull=True)),
+            models.Index(fields=["sla_risk_at"], name="order_ok_risk_idx",
+                         condition=Q(sla_state="ok", sla_paused_at__isnull=True)),
             models.Index(fields=["resolve_due"], name="order_open_resolve_due_idx",
                          condition=Q(closed_at__isnull=True, completed_at__isnull=True)),
         ]

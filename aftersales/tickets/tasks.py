@@ -5,4 +5,4 @@ from celery import shared_task
 def sla_sweep_task() -> None:
     from .sweep import sla_sweep
 
-    sla_sweep()
+    sla_sweep(limit=1000)

@@ -2,11 +2,19 @@
 
 Nothing else sets ``WorkOrder.status``. Each ``Move`` says from which statuses it may be made,
 where it leads, who may make it (a permission held over the order's node; ``ASSIGNEE`` for
-the technician the order is assigned to; ``system`` for the SLA sweep and the survey) and
-what it needs. ``move()`` locks the order row, checks all of that (409 for a move the
-status does not allow, 403/404 for the wrong person, 400 naming each missing field), applies
-the move's effects, keeps the SLA clock (``tickets.sla``), appends the ``OrderEvent`` and the
-audit entry, and sends ``signals.order_moved`` — all in one transaction.
+the technician the order is assigned to; ``system`` for the SLA sweep and the survey), what it
+needs and what else it takes. ``move()`` locks the order row and checks, in this order:
+
+1. the caller may see the order at all — else 404, whatever the move (out of scope looks
+   exactly like absent);
+2. the caller may make this move — else 403;
+3. the order's status (and type) allow the move — else 409 naming the status;
+4. the move's fields are given and valid — else 400 naming every bad field;
+
+then applies the move's effects, keeps the SLA clock (``tickets.sla``), appends the
+``OrderEvent`` and the audit entry, and sends ``signals.order_moved`` — all in one
+transaction. A move costs one locking read (with the joins it needs), one event insert, one
+update and the audit entry; nothing is fetched twice.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from aftersales.org.scope import holds_at, principal
 from aftersales.records.audit import audit_record
 
 from . import sla
-from .models import OrderEvent, OrderType, Status, WorkOrder
+from .models import OrderEvent, OrderType, Priority, Status, WorkOrder
 from .signals import order_moved
 
 S = Status
@@ -37,6 +45,24 @@ ASSIGNED = frozenset({S.DISPATCHED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.DIAGNOS
 PAUSED = frozenset({S.WAITING_PARTS, S.WAITING_CUSTOMER})
 TERMINAL = frozenset({S.CLOSED, S.CANCELLED})
 OPEN = frozenset(Status.values) - TERMINAL
+# Order types that concern a registered unit (the intake must name one).
+UNIT_TYPES = frozenset({OrderType.REPAIR, OrderType.MAINTENANCE, OrderType.RETURN_EXCHANGE, OrderType.INSTALLATION})
+# Events that are not moves: they keep the status (from_status == to_status).
+# (Other apps' events are welcome too as long as they keep the status: the call-back's own.)
+EVENT_ACTIONS = frozenset({"note", "photo", "code_sent", "confirm", "confirm_failed", "sla_breach", "survey",
+                           "callback_attempt"})
+EVENT_LABELS = {
+    "create": _("受理"),
+    "note": _("备注"),
+    "photo": _("现场照片"),
+    "code_sent": _("发送确认码"),
+    "confirm": _("客户确认"),
+    "confirm_failed": _("确认码错误"),
+    "sla_breach": _("超时"),
+    "survey": _("客户评价"),
+    "callback_attempt": _("回访电话"),
+}
+TEXT_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -49,23 +75,31 @@ class Move:
     needs: tuple[str, ...] = ()  # fields of ``data`` that must be given
     system: bool = False  # the system (SLA sweep, survey) may make it without a user
     types: frozenset | None = None  # only for these order types
+    takes: tuple[str, ...] = ()  # further fields it accepts (besides ``note``)
 
     def leads_to(self, current: str) -> str:
         return self.target or current
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field the move reads: what it needs, what it takes, and ``note``."""
+        return (*self.needs, *self.takes, "note")
 
-def _m(name, label, sources, target, who, needs=(), system=False, types=None) -> Move:
+
+def _m(name, label, sources, target, who, needs=(), system=False, types=None, takes=()) -> Move:
     return Move(name, label, frozenset(sources), target, tuple(who), tuple(needs), system,
-                frozenset(types) if types else None)
+                frozenset(types) if types else None, tuple(takes))
 
 
 H, D = Perm.ORDER_HANDLE, Perm.ORDER_DISPATCH
+WORK = ("actions", "fault_code")
 
 # The table. Read a row as: <name> moves an order from <sources> to <target>; <who> may do it;
-# it needs <needs>.
+# it needs <needs> (and takes <takes>).
 MOVES: dict[str, Move] = {m.name: m for m in [
-    _m("classify", _("分类"), {S.RECEIVED}, S.CLASSIFIED, (H,), ("type", "priority")),
-    _m("answer", _("首问解答并关闭"), {S.RECEIVED, S.CLASSIFIED}, S.CLOSED, (H,), ("result",),
+    _m("classify", _("分类"), {S.RECEIVED, S.CLASSIFIED}, S.CLASSIFIED, (H,), ("type", "priority"),
+       takes=("fault_category",)),
+    _m("answer", _("首问解答并关闭"), {S.RECEIVED, S.CLASSIFIED, S.REOPENED}, S.CLOSED, (H,), ("result",),
        types={OrderType.CONSULTATION}),
     _m("dispatch", _("派工"), {S.CLASSIFIED, S.REOPENED}, S.DISPATCHED, (D,),
        ("assignee", "appointment_from", "appointment_to"), system=True),
@@ -79,23 +113,31 @@ MOVES: dict[str, Move] = {m.name: m for m in [
     _m("wait_parts", _("等待配件"), {S.DIAGNOSING, S.REPAIRING}, S.WAITING_PARTS, (ASSIGNEE,), ("reason",)),
     _m("wait_customer", _("等待客户"), {S.ON_SITE, S.DIAGNOSING, S.REPAIRING}, S.WAITING_CUSTOMER, (ASSIGNEE, H),
        ("reason",)),
-    _m("resume", _("恢复处理（再次上门）"), PAUSED, S.ACCEPTED, (ASSIGNEE, D), system=True),
-    _m("repair", _("开始维修"), {S.ON_SITE, S.DIAGNOSING}, S.REPAIRING, (ASSIGNEE,), ("diagnosis",)),
+    _m("resume", _("恢复处理（再次上门）"), PAUSED, S.ACCEPTED, (ASSIGNEE, D, H), system=True),
+    _m("repair", _("开始维修"), {S.ON_SITE, S.DIAGNOSING}, S.REPAIRING, (ASSIGNEE,), ("diagnosis",), takes=WORK),
     _m("complete", _("完工"), {S.ON_SITE, S.DIAGNOSING, S.REPAIRING}, S.COMPLETED, (ASSIGNEE,),
-       ("diagnosis", "result")),
+       ("diagnosis", "result"), takes=WORK),
     _m("callback", _("开始回访"), {S.COMPLETED}, S.CALLBACK, (H,), system=True),
     _m("close", _("关闭"), {S.CALLBACK}, S.CLOSED, (H,), system=True),
     _m("reopen", _("重开（客户不满意）"), {S.COMPLETED, S.CALLBACK, S.CLOSED}, S.REOPENED, (H,), ("reason",),
        system=True),
-    _m("cancel", _("取消"), {S.RECEIVED, S.CLASSIFIED, S.DISPATCHED, S.ACCEPTED, S.EN_ROUTE, S.WAITING_CUSTOMER,
-                           S.REOPENED}, S.CANCELLED, (H,), ("reason",)),
+    _m("cancel", _("取消"), {S.RECEIVED, S.CLASSIFIED, S.DISPATCHED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.DIAGNOSING,
+                           S.WAITING_PARTS, S.WAITING_CUSTOMER, S.REOPENED}, S.CANCELLED, (H,), ("reason",)),
     _m("transfer", _("转派网点"), {S.RECEIVED, S.CLASSIFIED, S.DISPATCHED, S.ACCEPTED, S.REOPENED}, S.CLASSIFIED,
-       (H, D), ("node", "reason")),
+       (H, D), ("node_id", "reason")),
     _m("escalate", _("升级"), OPEN, None, (H,), ("reason",), system=True),
 ]}
 
 # Moves that are the first handling of an order (the response clock stops).
 RESPONDING = frozenset({"answer", "dispatch", "transfer"})
+# Moves made through the dispatch app (booking the technician's time), not the orders API.
+DISPATCH_MOVES = frozenset({"dispatch", "reassign", "accept", "decline"})
+
+
+def action_label(action: str):
+    """What an event's action is called on a page: the move's label, or the event's."""
+    m = MOVES.get(action)
+    return m.label if m is not None else EVENT_LABELS.get(action, action)
 
 
 def moves_from(status: str, order_type: str | None = None) -> list[Move]:
@@ -104,18 +146,46 @@ def moves_from(status: str, order_type: str | None = None) -> list[Move]:
 
 # ---------------------------------------------------------------- who may
 
+def is_assignee(user, order: WorkOrder) -> bool:
+    """``user`` is the technician the order is assigned to (needs ``order.assignee`` loaded)."""
+    return user is not None and order.assignee_id is not None and order.assignee.user_id == user.pk
+
+
 def may(user, m: Move, order: WorkOrder) -> bool:
     """Whether ``user`` may make ``m`` on ``order`` (not whether the status allows it)."""
     if user is None:
         return m.system
     for w in m.who:
         if w == ASSIGNEE:
-            if order.assignee_id is not None and order.assignee.user_id == user.pk and principal(user).can(
-                    Perm.ORDER_WORK):
+            if is_assignee(user, order) and principal(user).can(Perm.ORDER_WORK):
                 return True
         elif holds_at(user, w, order.node_id):
             return True
     return False
+
+
+def can_see(user, order: WorkOrder) -> bool:
+    """Whether ``user`` may see ``order``: its owner, its technician, the customer it belongs
+    to, or ``order.view`` over its node."""
+    if user is None:
+        return True  # the system
+    if order.owner_id is not None and order.owner_id == user.pk:
+        return True
+    if is_assignee(user, order):
+        return True
+    p = principal(user)
+    if p.customer_id is not None and p.customer_id == order.customer_id:
+        return True
+    return holds_at(user, Perm.ORDER_VIEW, order.node_id)
+
+
+def is_customer_of(user, order: WorkOrder) -> bool:
+    """``user`` is the order's customer (and not staff who may see the order anyway)."""
+    if user is None:
+        return False
+    p = principal(user)
+    return p.customer_id is not None and p.customer_id == order.customer_id and not holds_at(
+        user, Perm.ORDER_VIEW, order.node_id)
 
 
 def allowed_moves(user, order: WorkOrder) -> list[Move]:
@@ -136,11 +206,6 @@ class Ctx:
     event_data: dict = field(default_factory=dict)
 
 
-def _text(data: dict, key: str) -> str:
-    v = data.get(key)
-    return v.strip() if isinstance(v, str) else ("" if v is None else v)
-
-
 _NEED_MESSAGES = {
     "reason": _("请填写原因。"),
     "result": _("请填写处理结果。"),
@@ -150,59 +215,130 @@ _NEED_MESSAGES = {
     "assignee": _("请选择技师。"),
     "appointment_from": _("请填写预约开始时间。"),
     "appointment_to": _("请填写预约结束时间。"),
-    "node": _("请选择转派的网点。"),
+    "node_id": _("请选择转派的网点。"),
 }
+# Needs the order itself may already satisfy (a diagnosis given when the repair began).
+_KEPT_ON_ORDER = frozenset({"diagnosis"})
+_TEXTS = ("reason", "result", "diagnosis", "actions", "note")
+
+
+def _given(v) -> bool:
+    return v is not None and not (isinstance(v, str) and not v.strip())
+
+
+def _is_id(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**63
+
+
+def _normalise(data: dict) -> dict:
+    """Strip texts; accept ``node`` (a ``Node`` or an id) for ``node_id``."""
+    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    if "node" in out and "node_id" not in out:
+        node = out.pop("node")
+        out["node_id"] = getattr(node, "pk", node)
+    return out
 
 
 def _check_needs(c: Ctx) -> None:
     errs = ErrorCollector()
+    unknown = sorted(k for k, v in c.data.items() if k not in c.move.fields and _given(v))
+    for key in unknown:
+        errs.add(key, _("此操作不使用该字段。"))
     for key in c.move.needs:
-        v = c.data.get(key)
-        if v is None or (isinstance(v, str) and not v.strip()):
+        if not _given(c.data.get(key)) and not (key in _KEPT_ON_ORDER and getattr(c.order, key)):
             errs.add(key, _NEED_MESSAGES.get(key, _("请填写此项。")))
-    if c.data.get("appointment_from") and c.data.get("appointment_to") and \
-            c.data["appointment_to"] <= c.data["appointment_from"]:
+    a, b = c.data.get("appointment_from"), c.data.get("appointment_to")
+    for key, v in (("appointment_from", a), ("appointment_to", b)):
+        if v is not None and not isinstance(v, dt.datetime):
+            errs.add(key, _("日期时间格式不正确。"))
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime) and b <= a:
         errs.add("appointment_to", _("预约结束时间须晚于开始时间。"))
-    for key in ("reason", "result", "diagnosis", "actions"):
+    for key in _TEXTS:
         v = c.data.get(key)
-        if isinstance(v, str) and len(v) > 2000:
-            errs.add(key, _("不能超过 2000 个字符。"))
+        if v is not None and not isinstance(v, str):
+            errs.add(key, _("请输入文本。"))
+        elif isinstance(v, str) and len(v) > TEXT_MAX:
+            errs.add(key, _("不能超过 %(n)s 个字符。") % {"n": TEXT_MAX})
     errs.raise_if_any()
+
+
+def _redecide_warranty(o: WorkOrder, *, fault_key: str | None, part_code: str | None = None) -> None:
+    """The 三包 decision for the fault as now known (at receipt: the problem's fault category;
+    at the repair: the technician's fault code, a main part or not)."""
+    if not o.unit_id:
+        return
+    from aftersales.customers.selectors import unit_list_qs
+    from aftersales.customers.warranty import unit_warranty
+
+    unit = unit_list_qs().filter(pk=o.unit_id).first()
+    if unit is None:
+        return
+    try:
+        d = unit_warranty(unit, on=timezone.localdate(o.created_at), fault_key=fault_key, part_code=part_code)
+    except ValidationFailed:  # bought after the order was received: nothing to decide
+        return
+    o.warranty_kind, o.warranty_free = str(d.kind), d.free
+
+
+def _unit_category(o: WorkOrder) -> str | None:
+    from aftersales.customers.models import Unit
+
+    if not o.unit_id:
+        return None
+    return Unit.objects.filter(pk=o.unit_id).values_list("model__category__code", flat=True).first()
 
 
 def _fx_classify(c: Ctx):
+    from .classify import fault_category
+
     o = c.order
     errs = ErrorCollector()
-    from .models import FaultCategory, Priority
-
-    if c.data["type"] not in OrderType.values:
+    new_type, new_priority = c.data["type"], c.data["priority"]
+    if new_type not in OrderType.values:
         errs.add("type", _("无效的工单类型。"))
-    if c.data["priority"] not in Priority.values:
+    elif new_type in UNIT_TYPES and not o.unit_id:
+        errs.add("type", _("此类工单须有客户的产品，请先为工单选择产品。"))
+    if new_priority not in Priority.values:
         errs.add("priority", _("无效的优先级。"))
     fc = c.data.get("fault_category")
-    if fc not in (None, ""):
-        fc_obj = FaultCategory.objects.filter(code=fc).first()
-        if fc_obj is None:
+    fc_id = o.fault_category_id
+    if _given(fc):
+        row = fault_category(fc)
+        fc_id = row.id if row else None
+        if row is None:
             errs.add("fault_category", _("未知的故障类别。"))
-        else:
-            o.fault_category = fc_obj
+        elif row.id != o.fault_category_id and row.categories and _unit_category(o) not in row.categories | {None}:
+            errs.add("fault_category", _("该故障类别不适用于此产品类别。"))
     errs.raise_if_any()
-    c.event_data.update(type=c.data["type"], priority=c.data["priority"])
-    o.type, o.priority = c.data["type"], c.data["priority"]
+    c.event_data.update(type=new_type, priority=new_priority)
+    if fc_id != o.fault_category_id:
+        o.fault_category_id = fc_id
+        c.event_data["fault_category"] = fc
+        _redecide_warranty(o, fault_key=fc)
+    o.type, o.priority = new_type, new_priority
     if o.owner_id is None and c.user is not None:  # first contact through the web or the app
         o.owner_id = c.user.pk
+        c.event_data["owner"] = c.user.pk
 
 
 def _fx_answer(c: Ctx):
     c.order.result = c.data["result"]
+    c.event_data["result"] = c.data["result"]
+    c.order.closed_at = c.now
 
 
 def _fx_assign(c: Ctx):
+    from aftersales.org.models import Employee
+
     o = c.order
     emp = c.data["assignee"]
+    if not isinstance(emp, Employee):
+        emp = Employee.objects.filter(pk=emp).first() if _is_id(emp) else None
+    if emp is None or not emp.active:
+        raise ValidationFailed({"assignee": [_("请选择一位在职的技师。")]})
     if c.move.name == "reassign":
         if emp.pk == o.assignee_id:
-            raise Conflict(_("改派须选择另一位技师。"), errors={"assignee": [_("改派须选择另一位技师。")]})
+            raise ValidationFailed({"assignee": [_("改派须选择另一位技师。")]})
         o.reassign_count += 1
         c.event_data["previous_assignee"] = o.assignee_id
     o.assignee = emp
@@ -224,26 +360,67 @@ def _fx_arrive(c: Ctx):
 
 
 def _apply_work_fields(c: Ctx):
+    """Diagnosis, actions, result and the fault code, kept on the order and in the event."""
     from .models import FaultCode
 
     o = c.order
     for key in ("diagnosis", "actions", "result"):
-        if c.data.get(key):
-            setattr(o, key, _text(c.data, key))
+        v = c.data.get(key)
+        if _given(v):
+            setattr(o, key, v)
+            c.event_data[key] = v
     code = c.data.get("fault_code")
-    if code not in (None, ""):
+    if _given(code):
         fc = None
         if o.unit_id:
-            fc = FaultCode.objects.filter(category_id=o.unit.model.category_id, code=code).first()
+            fc = FaultCode.objects.filter(category__models__units=o.unit_id, code=str(code).strip()).first()
         if fc is None:
-            raise ValidationFailed({"fault_code": [_("未知的故障代码。")]})
+            raise ValidationFailed({"fault_code": [_("未知的故障代码，或它不属于此产品类别。")]})
         o.fault_code = fc
         o.fault_category_id = fc.fault_category_id
         c.event_data["fault_code"] = fc.code
+        from .classify import fault_category_code
+
+        _redecide_warranty(o, fault_key=fc.part_code or fault_category_code(fc.fault_category_id),
+                           part_code=fc.part_code or None)
 
 
 def _fx_repair(c: Ctx):
     _apply_work_fields(c)
+
+
+def _repair_fault_key(o: WorkOrder) -> str | None:
+    """The key under which the repair counts for the repeat-repair rule: the main part the
+    fault code names, else the fault category."""
+    from .classify import fault_category_code
+
+    if o.fault_code_id and o.fault_code.part_code:
+        return o.fault_code.part_code
+    return fault_category_code(o.fault_category_id) if o.fault_category_id else None
+
+
+def _record_repair(c: Ctx, fault_key: str) -> None:
+    """The unit's repair fact (R-REC-4), which the next 三包 decision reads."""
+    from aftersales.customers.models import Customer, Unit, UnitRepair
+    from aftersales.customers.services import unit_repair_record
+    from aftersales.records.audit import snapshot
+
+    o = c.order
+    today = timezone.localdate()
+    purchase = Unit.objects.filter(pk=o.unit_id).values_list("purchase_date", flat=True).get()
+    started = min(max(timezone.localdate(o.created_at), purchase), today)
+    finished = max(min(timezone.localdate(c.now), today), started)
+    free = bool(o.warranty_free)
+    node_id = Customer.objects.filter(pk=o.customer_id).values_list("node_id", flat=True).first()
+    if c.user is not None and holds_at(c.user, Perm.UNIT_EDIT, node_id):
+        unit_repair_record(user=c.user, unit_id=o.unit_id, started_on=started, finished_on=finished,
+                           fault_key=fault_key, in_warranty=free, source=o.number)
+        return
+    # The order's technician may work for another outlet than the customer's (a transfer):
+    # completing the order is their right to record its repair.
+    r = UnitRepair.objects.create(unit_id=o.unit_id, started_on=started, finished_on=finished, fault_key=fault_key,
+                                  in_warranty=free, source=o.number)
+    audit_record(actor=c.user, action="unit.repair", obj=r, before=None, after=snapshot(r), node_id=node_id)
 
 
 def _fx_complete(c: Ctx):
@@ -251,11 +428,9 @@ def _fx_complete(c: Ctx):
     o = c.order
     o.completed_at = c.now
     if o.unit_id and o.type in (OrderType.REPAIR, OrderType.RETURN_EXCHANGE) and o.fault_category_id:
-        from aftersales.customers.services import unit_repair_record
-
-        unit_repair_record(user=c.user, unit_id=o.unit_id, started_on=timezone.localdate(o.created_at),
-                           finished_on=timezone.localdate(c.now), fault_key=o.fault_category.code,
-                           in_warranty=bool(o.warranty_free), source=o.number)
+        key = _repair_fault_key(o)
+        if key:
+            _record_repair(c, key)
 
 
 def _fx_close(c: Ctx):
@@ -267,11 +442,14 @@ def _fx_reopen(c: Ctx):
     o.reopen_count += 1
     o.completed_at = o.closed_at = None
     o.confirmed_by, o.confirmed_at = "", None
+    o.confirm_code_hash, o.confirm_code_expires = "", None
 
 
 def _fx_cancel(c: Ctx):
     o = c.order
-    o.cancel_reason = c.data["reason"][:200]
+    if len(c.data["reason"]) > 200:
+        raise ValidationFailed({"reason": [_("不能超过 %(n)s 个字符。") % {"n": 200}]})
+    o.cancel_reason = c.data["reason"]
     o.closed_at = c.now  # the assignee stays on record; dispatch frees the booking (order_moved)
 
 
@@ -279,15 +457,20 @@ def _fx_transfer(c: Ctx):
     from aftersales.org.models import Node, NodeKind
 
     o = c.order
-    node = c.data["node"]
-    if not isinstance(node, Node):
-        node = Node.objects.filter(pk=node, active=True).first()
-    if node is None or node.kind != NodeKind.OUTLET:
-        raise ValidationFailed({"node": [_("请选择一个启用的服务网点。")]})
+    node_id = c.data["node_id"]
+    if isinstance(node_id, str) and node_id.isdigit():
+        node_id = int(node_id)
+    node = None
+    if _is_id(node_id):
+        node = Node.objects.filter(pk=node_id, active=True, kind=NodeKind.OUTLET).only("pk", "name").first()
+    if node is None:
+        raise ValidationFailed({"node_id": [_("请选择一个启用的服务网点。")]})
     if node.pk == o.node_id:
-        raise ValidationFailed({"node": [_("工单已在该网点。")]})
+        raise ValidationFailed({"node_id": [_("工单已在该网点。")]})
     c.event_data.update(from_node=o.node_id, to_node=node.pk)
-    o.node = node
+    if o.assignee_id:
+        c.event_data["previous_assignee"] = o.assignee_id
+    o.node_id = node.pk
     o.assignee = None
     o.appointment_from = o.appointment_to = None
 
@@ -315,16 +498,21 @@ EFFECTS: dict[str, Callable[[Ctx], None]] = {
 
 
 def illegal_message(order: WorkOrder, m: Move):
-    if m.types is not None and order.type not in m.types:
+    if order.status in m.sources and m.types is not None and order.type not in m.types:
         return _("「%(move)s」只适用于%(types)s工单。") % {
             "move": m.label, "types": "、".join(str(OrderType(t).label) for t in sorted(m.types))}
     return _("工单 %(number)s 当前状态为「%(status)s」，不能执行「%(move)s」。") % {
         "number": order.number, "status": order.get_status_display(), "move": m.label}
 
 
+def is_legal(order: WorkOrder, m: Move) -> bool:
+    return order.status in m.sources and (m.types is None or order.type in m.types)
+
+
 _AUDITED = ("status", "type", "priority", "node_id", "assignee_id", "appointment_from", "appointment_to",
             "diagnosis", "result", "fault_code_id", "fault_category_id", "escalation_level", "reopen_count",
-            "responded_at", "completed_at", "closed_at", "response_due", "resolve_due", "sla_state")
+            "responded_at", "completed_at", "closed_at", "response_due", "resolve_due", "sla_state",
+            "warranty_kind", "warranty_free")
 
 
 def _state(o: WorkOrder) -> dict:
@@ -332,11 +520,28 @@ def _state(o: WorkOrder) -> dict:
 
 
 def lock_order(order_id: int) -> WorkOrder:
-    o = (WorkOrder.objects.select_for_update(of=("self",))
-         .select_related("assignee", "unit__model", "fault_category").filter(pk=order_id).first())
-    if o is None:
+    """The order row, locked for the rest of the transaction, with its technician (whom the
+    checks read) in the same query. 404 if there is none."""
+    if not _is_id(order_id):
         raise NotFound()
-    return o
+    rows = list(WorkOrder.objects.select_for_update(of=("self",)).select_related("assignee").filter(pk=order_id))
+    if not rows:
+        raise NotFound()
+    return rows[0]
+
+
+_FIELDS = [f.attname for f in WorkOrder._meta.concrete_fields if not f.primary_key]
+
+
+def _values(o: WorkOrder) -> list:
+    return [getattr(o, f) for f in _FIELDS]
+
+
+def _save_changes(o: WorkOrder, before: list) -> None:
+    """Update the columns the move changed, and only those."""
+    changed = [f for f, old in zip(_FIELDS, before, strict=True) if getattr(o, f) != old]
+    if changed:
+        o.save(update_fields=changed)
 
 
 def event_append(order: WorkOrder, *, actor, action: str, at: dt.datetime, from_status: str = "",
@@ -350,50 +555,44 @@ def event_append(order: WorkOrder, *, actor, action: str, at: dt.datetime, from_
 
 
 def move(order_id: int, name: str, *, user, note: str = "", now: dt.datetime | None = None, **data) -> WorkOrder:
-    """Make move ``name`` on the order: check, apply, record. ``user=None`` is the system."""
+    """Make move ``name`` on the order: check, apply, record. ``user=None`` is the system.
+
+    ``data`` holds the move's fields (``MOVES[name].fields``); anything else is a 400."""
     m = MOVES.get(name)
     if m is None:
         raise NotFound(_("没有这个操作。"))
     with transaction.atomic():
         o = lock_order(order_id)
-        if user is not None and not can_see(user, o):
+        if not can_see(user, o):
             raise NotFound()
-        if o.status not in m.sources or (m.types is not None and o.type not in m.types):
-            raise Conflict(illegal_message(o, m), code="illegal_move")
         if not may(user, m, o):
             raise PermissionDenied(_("您无权对此工单执行「%(move)s」。") % {"move": m.label})
+        if not is_legal(o, m):
+            raise Conflict(illegal_message(o, m), code="illegal_move")
         now = now or timezone.now()
-        c = Ctx(order=o, move=m, user=user, now=now, data=data, note=(note or data.get("reason") or "").strip())
+        data = _normalise(data)
+        if note:
+            data["note"] = note
+        c = Ctx(order=o, move=m, user=user, now=now, data=data, note="")
         _check_needs(c)
-        before = _state(o)
+        reason = data.get("reason") or ""
+        c.note = (data.get("note") or reason)[:TEXT_MAX]
+        if reason and reason != c.note:
+            c.event_data["reason"] = reason
+        before, values = _state(o), _values(o)
         from_status = o.status
         fx = EFFECTS.get(name)
         if fx:
             fx(c)
-        if name == "answer":
-            _fx_close(c)
         o.status = m.leads_to(from_status)
         if name in RESPONDING and o.responded_at is None:
             o.responded_at = now
         sla.on_move(o, m.name, from_status, o.status, now)
         o.updated_at = now
         event_append(o, actor=user, action=name, at=now, from_status=from_status, to_status=o.status,
-                     note=c.note[:2000], data=c.event_data)
-        o.save()
+                     note=c.note, data=c.event_data)
+        _save_changes(o, values)
         audit_record(actor=user, action=f"order.{name}", obj=o, before=before, after=_state(o), node_id=o.node_id)
         order_moved.send(sender=WorkOrder, order=o, move=name, from_status=from_status, to_status=o.status,
                          actor=user, at=now)
         return o
-
-
-def can_see(user, order: WorkOrder) -> bool:
-    """Whether ``user`` may see ``order``: order.view over its node, its technician, its owner,
-    or the customer it belongs to."""
-    p = principal(user)
-    if holds_at(user, Perm.ORDER_VIEW, order.node_id):
-        return True
-    if order.owner_id == user.pk:
-        return True
-    if order.assignee_id is not None and order.assignee.user_id == user.pk:
-        return True
-    return p.customer_id is not None and p.customer_id == order.customer_id
