@@ -129,6 +129,8 @@ CELERY_BEAT_SCHEDULE = {
     "audit-anchor": {"task": "aftersales.records.tasks.audit_anchor_task", "schedule": 60.0},
     "import-sweep-stale": {"task": "aftersales.imports.tasks.import_sweep_stale_task", "schedule": 120.0},
     "sla-sweep": {"task": "aftersales.tickets.tasks.sla_sweep_task", "schedule": 60.0},
+    "callback-open-missing": {"task": "aftersales.feedback.tasks.callback_open_missing_task", "schedule": 300.0},
+    "dispatch-reminders": {"task": "aftersales.dispatch.tasks.appointment_reminders_task", "schedule": 300.0},
 }
 
 # Notifications: the channel class per kind of recipient. The default keeps every message in
@@ -141,6 +143,7 @@ NOTIFY_CHANNELS = {
 SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
 SMS_GATEWAY_TOKEN = os.environ.get("SMS_GATEWAY_TOKEN", "")
 NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
+SURVEY_TTL_DAYS = int(os.environ.get("SURVEY_TTL_DAYS", "7"))  # how long a survey link stays valid
 # The address customers open survey links at (the links in the SMS).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
