@@ -99,6 +99,36 @@ def world(db):
     return w
 
 
+# ---------------------------------------------------------------- races on PostgreSQL
+
+def race(n: int, fn, *, timeout: float = 60):
+    """Run ``fn(0) … fn(n-1)`` in ``n`` threads released at the same moment, each with its own
+    database connection (closed at the end); returns ``[("ok", result) | ("err", exception)]``."""
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = ("ok", fn(i))
+        except Exception as e:  # noqa: BLE001 - collected and asserted by the test
+            results[i] = ("err", e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
+    return results
+
+
 # ---------------------------------------------------------------- markers that must not skip in CI
 
 def unavailable(reason: str):

@@ -1,10 +1,10 @@
 """Races on PostgreSQL with real concurrent connections."""
 
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from aftersales.conftest import race
 from aftersales.core.errors import ValidationFailed
 from aftersales.customers import services as cs
 from aftersales.customers.models import Customer
@@ -14,25 +14,7 @@ from aftersales.records.models import AuditEntry
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _race(n, fn):
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = ("ok", fn(i))
-        except Exception as e:  # noqa: BLE001 — collected and asserted below
-            results[i] = ("err", e)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+_race = race
 
 
 def test_two_agents_registering_the_same_phone_one_wins(world):

@@ -1,11 +1,11 @@
 """Two dispatchers racing for one technician on PostgreSQL, with real concurrent connections:
 exactly one booking wins, the other gets a 409 naming the winner's order and time."""
 
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from aftersales.conftest import race
 from aftersales.core.errors import Conflict
 from aftersales.dispatch import services
 from aftersales.dispatch.models import Booking
@@ -18,25 +18,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _race(fns):
-    barrier = threading.Barrier(len(fns))
-    results: list = [None] * len(fns)
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = ("ok", fns[i]())
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            results[i] = ("err", e)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
-    return results
+    return race(len(fns), lambda i: fns[i]())
 
 
 # (slot of the first dispatcher, slot of the second): the same slot, and overlapping ones

@@ -1,10 +1,10 @@
 """Single use under concurrency, on PostgreSQL with real concurrent connections."""
 
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from aftersales.conftest import race
 from aftersales.core.errors import Conflict
 from aftersales.feedback import services
 from aftersales.feedback.models import Survey, TaskStatus
@@ -17,24 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _race(fns):
-    barrier = threading.Barrier(len(fns))
-    results: list = [None] * len(fns)
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = ("ok", fns[i]())
-        except Exception as e:  # noqa: BLE001 — collected and asserted below
-            results[i] = ("err", e)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+    return race(len(fns), lambda i: fns[i]())
 
 
 def test_double_submit_of_one_link_exactly_one_accepted(world, completed):

@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from aftersales.conftest import race
 from aftersales.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from aftersales.customers.models import Address, Customer, Unit
 from aftersales.notifications.models import Message
@@ -331,29 +332,7 @@ def test_only_the_technician_or_a_handler_confirms(team):
 
 # ---------------------------------------------------------------- races (PostgreSQL, real connections)
 
-def _race(n, fn):
-    import threading
-
-    from django.db import connections
-
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = ("ok", fn(i))
-        except Exception as e:  # noqa: BLE001 — collected and asserted below
-            results[i] = ("err", e)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+_race = race
 
 
 @pytest.mark.postgres

@@ -7,54 +7,24 @@ Marked ``browser`` like ``test_browser.py``: skipped without /usr/bin/chromium o
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
-from aftersales.conftest import unavailable
 from aftersales.tickets import workflow
 from aftersales.tickets.models import Status, WorkOrder
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, signed_in
+from . import test_browser as wb
 from .test_orders_pages import dispatch, new_order, seed_orders_reference
+
+chromium = wb.chromium  # the shared fixtures
+shots = wb.shots
+signed_in = wb.signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is a dev dependency
-        unavailable("the playwright package is not installed")
-    old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                yield b
-            finally:
-                b.close()
-    finally:
-        if old is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
-
-
-@pytest.fixture
-def screenshots():
-    path = Path(settings.VAR_DIR) / "screenshots"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def test_agent_intake_end_to_end(world, live_server, browser, screenshots):
+def test_agent_intake_end_to_end(world, live_server, chromium, shots):
     seed_orders_reference()
-    with signed_in(browser, live_server, screenshots, "pudong_agent", height=1000) as (context, page):
+    with signed_in(chromium, live_server, shots, "pudong_agent", height=1000) as (context, page):
         page.goto(f"{live_server.url}/orders/new/")
         box = page.locator('[data-testid="intake-search"]')
         box.click()
@@ -79,7 +49,7 @@ def test_agent_intake_end_to_end(world, live_server, browser, screenshots):
         assert page.locator("#id_fault_category").input_value() == "NO_COOLING"
         page.locator('[data-testid="sla-resolve"]').wait_for(state="visible")
         assert page.url == f"{live_server.url}/orders/new/"  # all of it without a page load
-        page.screenshot(path=str(screenshots / "order-intake.png"), full_page=True)
+        page.screenshot(path=str(shots / "order-intake.png"), full_page=True)
 
         page.click('[data-testid="intake-submit"]')
         page.wait_for_url(f"{live_server.url}/orders/*/")
@@ -95,7 +65,7 @@ def test_agent_intake_end_to_end(world, live_server, browser, screenshots):
         page.locator('#move-classify [data-testid="move-classify"]').click()
         page.locator('[data-testid="order-status"]', has_text="待派工").wait_for(state="visible")
         assert page.locator('.timeline li[data-action="classify"]').count() == 1
-        page.screenshot(path=str(screenshots / "order-page.png"), full_page=True)
+        page.screenshot(path=str(shots / "order-page.png"), full_page=True)
 
         # a stale page: the order is cancelled in another tab, then escalated here → 409 in the form
         other = context.new_page()
@@ -115,14 +85,14 @@ def test_agent_intake_end_to_end(world, live_server, browser, screenshots):
         assert o.status == Status.CANCELLED and o.escalation_level == 0
 
 
-def test_technician_signature_on_a_phone(world, live_server, browser, screenshots, settings, tmp_path):
+def test_technician_signature_on_a_phone(world, live_server, chromium, shots, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     seed_orders_reference()
     o = dispatch(world, new_order(world))
     for name in ("accept", "depart", "arrive"):
         workflow.move(o.pk, name, user=world.pudong_tech)
-    with signed_in(browser, live_server, screenshots, "pudong_tech", height=900) as (context, _page):
-        phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
+    with signed_in(chromium, live_server, shots, "pudong_tech", height=900) as (context, _page):
+        phone = chromium.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
                                     has_touch=True, device_scale_factor=2)
         phone.add_cookies(context.cookies())
         page = phone.new_page()
@@ -131,7 +101,7 @@ def test_technician_signature_on_a_phone(world, live_server, browser, screenshot
             page.goto(f"{live_server.url}/tech/")
             page.locator(f'[data-testid="job"][data-order="{o.pk}"] .job-link').click()
             page.wait_for_url(f"{live_server.url}/tech/orders/{o.pk}/")
-            page.screenshot(path=str(screenshots / "tech-job-phone.png"), full_page=True)
+            page.screenshot(path=str(shots / "tech-job-phone.png"), full_page=True)
             page.locator("details.signature summary").click()
             pad = page.locator("[data-signature-pad]")
             pad.scroll_into_view_if_needed()
@@ -143,7 +113,7 @@ def test_technician_signature_on_a_phone(world, live_server, browser, screenshot
             page.mouse.up()
             page.click("[data-signature-submit]")
             page.locator('[data-testid="confirmed"]').wait_for(state="visible")
-            page.screenshot(path=str(screenshots / "tech-signed-phone.png"), full_page=True)
+            page.screenshot(path=str(shots / "tech-signed-phone.png"), full_page=True)
         finally:
             phone.close()
     o.refresh_from_db()
