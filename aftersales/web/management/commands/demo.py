@@ -7,6 +7,7 @@ The generators (names, mobile numbers, streets) are also used by ``bench/custome
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import time
@@ -17,7 +18,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.db.models.deletion import Collector
 from django.utils import timezone, translation
@@ -40,6 +41,8 @@ from aftersales.org.models import (
 from aftersales.org.roles import Role
 from aftersales.records.audit import audit_record_created_bulk
 from aftersales.records.models import AuditEntry
+from aftersales.tickets.fault_catalog import ensure_fault_catalog
+from aftersales.web.demo_orders import build_order_history, orders_for_units, orders_reset
 
 DEMO_PASSWORD = "demo1234"
 AUDIT_ACTION = "demo.create"
@@ -389,8 +392,9 @@ def _delete(qs: models.QuerySet) -> int:
 
 
 def demo_reset(progress_stream=None) -> int:
-    """Delete what the demo creates (organisation, catalogue, staff, customer file, the demo
-    users), children first. The audit trail is append-only and is kept."""
+    """Delete what the demo creates (work orders, organisation, catalogue, staff, customer file,
+    the demo users), children first. The audit trail is append-only and is kept."""
+    orders_deleted = orders_reset(progress_stream)
     user_model = get_user_model()
     user_ids = set(Employee.objects.values_list("user_id", flat=True))
     user_ids |= set(Customer.objects.exclude(user=None).values_list("user_id", flat=True))
@@ -419,7 +423,7 @@ def demo_reset(progress_stream=None) -> int:
         LogEntry.objects.filter(user_id__in=user_ids),
         user_model.objects.filter(pk__in=user_ids),
     ]
-    total = 0
+    total = orders_deleted
     p = Progress(len(steps), "清除旧数据", progress_stream) if progress_stream is not None else None
     for qs in steps:
         total += _delete(qs)
@@ -544,6 +548,7 @@ class DemoLoader:
                                    main_part_months=36, repeat_repair_limit=2, extend_by_repair_time=True,
                                    exchange_restarts=True, exclusions=[]) for c in cats]
         self._bulk(WarrantyPolicy, policies, node_of=lambda _o: hq_id)
+        ensure_fault_catalog()  # link the fault categories and codes to the categories just created
         models_, parts = [], []
         self.model_info: dict[str, list[dict]] = {}
         for code, _name, _en, _share, main_parts, faults in CATEGORIES:
@@ -910,14 +915,37 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return [fmt(rows[0]), sep, *(fmt(r) for r in rows[1:])]
 
 
+@contextlib.contextmanager
+def bulk_load_journal():
+    """On SQLite, load with a rollback journal and without syncs, then go back to the write-ahead
+    log: in WAL mode every new page is written twice (log, then checkpoint). The load is one
+    transaction, so a failure still leaves nothing behind."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cur:
+        cur.execute("PRAGMA journal_mode")
+        journal = cur.fetchone()[0]
+        cur.execute("PRAGMA journal_mode = TRUNCATE")
+        cur.execute("PRAGMA synchronous = OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"PRAGMA journal_mode = {journal}")
+            cur.execute("PRAGMA synchronous = NORMAL")
+
+
 class Command(BaseCommand):
     help = (
         "载入演示数据（确定性，按 --seed）：总部、3 个区域服务中心、24 个服务网点及其服务区域、部门、"
-        "产品类别/型号/三包政策、180 名技术支持工程师及证书、客户、地址、产品与维修记录。"
+        "产品类别/型号/三包政策、180 名技术支持工程师及证书、客户、地址、产品与维修记录，以及近六个月的工单"
+        "（受理、派工、上门、维修、回访、投诉、重开与超时升级的完整经过）。"
         f"演示登录（密码均为 {DEMO_PASSWORD}）：admin, hq_manager, centre_manager, outlet_manager, agent, "
         "dispatcher, technician, quality, trainer, customer。"
-        "Loads deterministic demo data. Demo log-ins (password demo1234): admin, hq_manager, centre_manager, "
-        "outlet_manager, agent, dispatcher, technician, quality, trainer, customer. Refuses a non-empty "
+        "Loads deterministic demo data, with six months of work orders. Demo log-ins (password demo1234): "
+        "admin, hq_manager, centre_manager, outlet_manager, agent, dispatcher, technician, quality, trainer, "
+        "customer. Refuses a non-empty "
         "database unless --reset (which deletes the organisation, catalogue, staff, customer file and the demo "
         "users; the audit trail is kept)."
     )
@@ -926,11 +954,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1, help="随机种子（同一种子生成相同数据）")
         parser.add_argument("--customers", type=int, default=20000, help="客户数（默认 20000）")
         parser.add_argument("--units", type=int, default=30000, help="产品（机器）数（默认 30000）")
+        parser.add_argument("--orders", type=int, default=None,
+                            help="近六个月的工单数（默认按产品数折算：30000 台对应 150000 张）")
         parser.add_argument("--reset", action="store_true", help="先删除已有的演示数据（审计记录保留）")
         parser.add_argument("--if-empty", action="store_true",
                             help="已有组织节点时什么也不做并以 0 退出（供 make run 使用）")
 
-    def handle(self, *args, seed, customers, units, reset, if_empty, **opts):
+    def handle(self, *args, seed, customers, units, reset, if_empty, orders=None, **opts):
         if if_empty and Node.objects.exists():
             if opts.get("verbosity", 1) >= 1:
                 self.stdout.write("数据库已有数据，未重新载入演示数据。 The database has data: demo not reloaded.")
@@ -938,10 +968,12 @@ class Command(BaseCommand):
             return
         if customers < 1 or units < 0:
             raise CommandError("--customers 至少为 1，--units 不能为负数。")
+        if orders is not None and orders < 0:
+            raise CommandError("--orders 不能为负数。")
         verbose = opts.get("verbosity", 1) >= 1
         stream = self.stderr if verbose else None
         started = time.perf_counter()
-        with translation.override("zh-hans"):
+        with translation.override("zh-hans"), bulk_load_journal():
             try:
                 with transaction.atomic():
                     if has_domain_data():
@@ -954,6 +986,11 @@ class Command(BaseCommand):
                     loader = DemoLoader(seed=seed, customers=customers, units=units,
                                         today=timezone.localdate(), progress_stream=stream)
                     loader.run()
+                    history = build_order_history(
+                        orders=orders_for_units(units) if orders is None else orders, seed=seed, today=loader.today,
+                        now=timezone.now(), progress_stream=stream)
+                    for label, n in history.counts.items():
+                        loader.counts[label] = loader.counts.get(label, 0) + n
             except (ProtectedError, RestrictedError) as e:
                 blocked = sorted({o._meta.verbose_name for o in list(e.args[1])[:50]}) if len(e.args) > 1 else []
                 raise CommandError(f"无法清除演示数据：仍有其他数据引用它们（{'、'.join(map(str, blocked))}）。") from e
