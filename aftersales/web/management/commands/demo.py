@@ -923,6 +923,7 @@ def bulk_load_journal():
     if connection.vendor != "sqlite" or connection.in_atomic_block:  # (a test's transaction)
         yield
         return
+    connection.close()  # leaving WAL needs the only connection to the file
     with connection.cursor() as cur:
         cur.execute("PRAGMA journal_mode")
         journal = cur.fetchone()[0]
