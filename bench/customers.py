@@ -67,7 +67,7 @@ def main() -> None:
     if not Node.objects.exists():
         t = time.perf_counter()
         call_command("demo", seed=args.seed, customers=args.demo_customers, units=int(args.demo_customers * 1.5),
-                     verbosity=0)
+                     orders=0, verbosity=0)
         print(f"demo organisation loaded ({args.demo_customers} audited customers) in {time.perf_counter() - t:.1f} s")
     outlets = list(Node.objects.filter(kind=NodeKind.OUTLET).order_by("id").values_list("id", flat=True))
     hq = Node.objects.get(kind=NodeKind.HQ)

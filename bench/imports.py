@@ -98,7 +98,7 @@ def main() -> None:
     from aftersales.org.models import Coverage
     from aftersales.records.audit import audit_verify
 
-    call_command("demo", seed=args.seed, customers=200, units=200, verbosity=0)
+    call_command("demo", seed=args.seed, customers=200, units=200, orders=0, verbosity=0)
     coverage = list(Coverage.objects.values_list("province", "city", "district"))
     models = list(ProductModel.objects.values_list("code", flat=True))
     existing = list(Customer.objects.values_list("phone", flat=True))

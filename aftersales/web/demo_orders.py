@@ -1907,9 +1907,9 @@ def _bulk_load():
             cur.execute(f'DROP INDEX "{name}"')
         try:
             yield
-        finally:
-            for _name, sql in indexes:
+            for _name, sql in indexes:  # (after a failure the rollback brings them back)
                 cur.execute(sql)
+        finally:
             cur.execute(f"PRAGMA cache_size = {int(cache)}")
 
 
