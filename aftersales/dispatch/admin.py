@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from aftersales.records.admin_mixins import AuditedAdmin
+from aftersales.records.admin_mixins import AuditedAdmin, ReadOnlyAdmin
 
 from .models import Booking, CertRequirement, DispatchSetting
 
@@ -25,7 +25,7 @@ class CertRequirementAdmin(AuditedAdmin):
 
 
 @admin.register(Booking)
-class BookingAdmin(AuditedAdmin):
+class BookingAdmin(ReadOnlyAdmin):
     """Bookings are written by the dispatch services (which lock against double booking);
     here they are looked at, not edited."""
 
@@ -36,11 +36,3 @@ class BookingAdmin(AuditedAdmin):
     list_select_related = ["employee", "order"]
     raw_id_fields = ["employee", "order", "created_by"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,20 +1,8 @@
 from django.contrib import admin
 
+from aftersales.records.admin_mixins import ReadOnlyAdmin
+
 from .models import CallbackTask, Survey
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Read-only: call-backs and surveys are written by ``feedback.services`` only (audited,
-    with their outcome on the order); the admin is for looking them up."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CallbackTask)

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from aftersales.records.admin_mixins import ReadOnlyAdmin
+
 from .models import ImportJob
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ReadOnlyAdmin):
     """Read-only: jobs are written by ``import_run`` only; the rejected rows are in the report on
     the import page (a job may have tens of thousands)."""
 
@@ -14,14 +16,6 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ("file_name", "uploaded_by__username")
     exclude = ("error_report", "columns", "source")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("error_report", "source")

@@ -37,3 +37,17 @@ class AuditedAdmin(admin.ModelAdmin):
             for obj in queryset:
                 audit_record(actor=request.user, action="admin.delete", obj=obj, before=snapshot(obj), after=None)
             super().delete_queryset(request, queryset)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For rows written only by services (audited) or appended only: looked up in the admin,
+    never added, changed or deleted there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

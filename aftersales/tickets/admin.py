@@ -5,7 +5,7 @@ workflow (``tickets.workflow``), never by editing a row."""
 from django import forms
 from django.contrib import admin
 
-from aftersales.records.admin_mixins import AuditedAdmin
+from aftersales.records.admin_mixins import AuditedAdmin, ReadOnlyAdmin
 
 from .models import CalendarDay, FaultCategory, FaultCode, SlaPolicy, WorkCalendar, WorkOrder
 from .sla_services import policy_errors
@@ -69,7 +69,7 @@ class FaultCodeAdmin(AuditedAdmin):
 
 
 @admin.register(WorkOrder)
-class WorkOrderAdmin(admin.ModelAdmin):
+class WorkOrderAdmin(ReadOnlyAdmin):
     list_display = ["number", "type", "priority", "status", "node", "sla_state", "escalation_level", "created_at",
                     "resolve_due"]
     list_filter = ["status", "type", "priority", "sla_state", "escalation_level", "response_breached",
@@ -81,12 +81,3 @@ class WorkOrderAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "unit", "address", "node", "owner", "assignee", "parent", "fault_category",
                      "fault_code"]
 
-    # read-only: orders change through the workflow, which writes their events and audit entries
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
