@@ -4,14 +4,13 @@ periodic task, and two sweeps racing on PostgreSQL."""
 
 import datetime as dt
 import io
-import threading
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection
 
-from aftersales.conftest import make_user
+from aftersales.conftest import make_user, race
 from aftersales.core.management.commands.serve import _load
 from aftersales.customers.models import Address, Customer
 from aftersales.notifications.models import Message
@@ -250,24 +249,7 @@ def test_racing_sweeps_flag_and_escalate_each_order_once(world):
     assert connection.vendor == "postgresql"
     orders = [new_order(world, at(2026, 3, 10, 10, i)) for i in range(12)]
     now = at(2026, 3, 10, 12, 30)
-    n = 4
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = sweep.sla_sweep(now)
-        except Exception as e:  # noqa: BLE001 — asserted below
-            results[i] = e
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = [r for _kind, r in race(4, lambda _i: sweep.sla_sweep(now))]
     assert all(isinstance(r, sweep.SweepResult) for r in results), results
     assert sum(r.breached for r in results) == sum(r.escalated for r in results) == len(orders)
     for o in orders:
