@@ -11,8 +11,8 @@ from pydantic import Strict
 
 from aftersales.api.permissions import public, requires
 from aftersales.api.schemas import Cursor, In, Limit, NodeRef, PathId, Text, page_of, paginate
-from aftersales.customers.selectors import shown_phone
 from aftersales.org.roles import Perm
+from aftersales.tickets.api import CustomerRef
 
 from . import selectors, services
 from .models import TaskStatus
@@ -85,15 +85,6 @@ class CallbackOrderOut(Schema):
         return obj.assignee.name if obj.assignee_id else None
 
 
-class CustomerContact(Schema):
-    id: int
-    name: str
-    phone: str = Field(description="无 customer.pii 权限时部分隐藏")
-
-    @staticmethod
-    def resolve_phone(obj, context):
-        return shown_phone(_user(context), obj)
-
 
 class CallbackOut(Schema):
     id: int
@@ -109,7 +100,7 @@ class CallbackOut(Schema):
     assigned_to: str | None = Field(description="回访人（首问负责人）；为空时由网点客服回访")
     node: NodeRef
     order: CallbackOrderOut
-    customer: CustomerContact
+    customer: CustomerRef
     script: ScriptOut
 
     @staticmethod
