@@ -44,8 +44,11 @@ INSTALLED_APPS = [
     "aftersales.imports",
     "aftersales.notifications",
     "aftersales.tickets",
+    "aftersales.parts",
+    "aftersales.assets",
     "aftersales.dispatch",
     "aftersales.feedback",
+    "aftersales.charges",
     "aftersales.web",
     "aftersales.api",
 ]

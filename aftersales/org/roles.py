@@ -45,34 +45,48 @@ class Perm(models.TextChoices):
     ORDER_WORK = "order.work", _("上门服务（技师）")
     SLA_MANAGE = "sla.manage", _("维护时限标准与工作日历")
     NOTIFY_VIEW = "notify.view", _("查看通知发件箱")
+    PARTS_VIEW = "parts.view", _("查看配件库存")
+    PARTS_MANAGE = "parts.manage", _("管理配件库存（入库、调拨、盘点、报废、补货）")
+    CHARGE_HANDLE = "charge.handle", _("报价、收款与退款")
+    ASSET_VIEW = "asset.view", _("查看备用机与工具仪器")
+    ASSET_MANAGE = "asset.manage", _("管理备用机与工具仪器（借出、归还、校准）")
 
 
 P = Perm
 _ALL = set(Perm)
 _READ_CUSTOMERS = {P.ORG_VIEW, P.CUSTOMER_VIEW, P.CATALOG_VIEW}
 _MANAGE_ORDERS = {P.ORDER_VIEW, P.ORDER_HANDLE, P.ORDER_DISPATCH, P.NOTIFY_VIEW}
+# Managers run the stock, the charges and the loaner pool and tool register of their subtree.
+_MANAGE_THINGS = {P.PARTS_VIEW, P.PARTS_MANAGE, P.CHARGE_HANDLE, P.ASSET_VIEW, P.ASSET_MANAGE}
 
 ROLE_PERMS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(_ALL),
     # Managers run the service by figures: they see customers, but masked.
     Role.HQ_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.ORG_EDIT, P.AUDIT_VIEW, P.CATALOG_EDIT,
-                                                   P.SLA_MANAGE} | _MANAGE_ORDERS),
-    Role.CENTRE_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.AUDIT_VIEW} | _MANAGE_ORDERS),
+                                                   P.SLA_MANAGE} | _MANAGE_ORDERS | _MANAGE_THINGS),
+    Role.CENTRE_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.AUDIT_VIEW} | _MANAGE_ORDERS
+                                   | _MANAGE_THINGS),
     # The outlet manager deals with its customers directly and may need to call them.
     Role.OUTLET_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.CUSTOMER_EDIT, P.CUSTOMER_PII,
-                                                      P.UNIT_EDIT, P.ORDER_CREATE} | _MANAGE_ORDERS),
-    # The agent takes the call: finds, creates and corrects customers and their units.
+                                                      P.UNIT_EDIT, P.ORDER_CREATE} | _MANAGE_ORDERS
+                                   | _MANAGE_THINGS),
     # The agent takes the call: finds, creates and corrects customers and their units, records
-    # the order and stays its owner (首问负责制), calls the customer back and closes it.
+    # the order and stays its owner (首问负责制), calls the customer back and closes it; tells
+    # the customer whether a part is there, what the repair costs, and takes the payment.
     Role.AGENT: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_EDIT, P.CUSTOMER_PII, P.UNIT_EDIT, P.IMPORT_RUN,
-                                             P.ORDER_VIEW, P.ORDER_CREATE, P.ORDER_HANDLE, P.NOTIFY_VIEW}),
+                                             P.ORDER_VIEW, P.ORDER_CREATE, P.ORDER_HANDLE, P.NOTIFY_VIEW,
+                                             P.PARTS_VIEW, P.CHARGE_HANDLE}),
     # The dispatcher and the technician must reach the customer and the address.
     Role.DISPATCHER: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_PII, P.STAFF_VIEW, P.ORDER_VIEW, P.ORDER_DISPATCH,
-                                                  P.NOTIFY_VIEW}),
-    # The technician works the orders assigned to them (selectors limit order.work to those).
-    Role.TECHNICIAN: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_PII, P.UNIT_EDIT, P.ORDER_WORK}),
-    # Quality and training look at work and people, not at personal data.
-    Role.QUALITY: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.AUDIT_VIEW, P.ORDER_VIEW}),
+                                                  P.NOTIFY_VIEW, P.PARTS_VIEW, P.ASSET_VIEW}),
+    # The technician works the orders assigned to them (selectors limit order.work to those): asks
+    # for parts, quotes and takes payment on them; sees the outlet's stock, their van and tools.
+    Role.TECHNICIAN: frozenset(_READ_CUSTOMERS | {P.CUSTOMER_PII, P.UNIT_EDIT, P.ORDER_WORK, P.PARTS_VIEW,
+                                                  P.ASSET_VIEW}),
+    # Quality and training look at work and people, not at personal data; quality keeps the
+    # instruments' calibration.
+    Role.QUALITY: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.AUDIT_VIEW, P.ORDER_VIEW, P.PARTS_VIEW, P.ASSET_VIEW,
+                                               P.ASSET_MANAGE}),
     Role.TRAINER: frozenset({P.ORG_VIEW, P.STAFF_VIEW, P.CATALOG_VIEW}),
     # The customer's rights are over their own file only (see scope.customer_queryset).
     # They may also report a fault of their own unit (channel web/app).

@@ -11,7 +11,8 @@ needs and what else it takes. ``move()`` locks the order row and checks, in this
 3. the order's status (and type) allow the move — else 409 naming the status;
 4. the move's fields are given and valid — else 400 naming every bad field;
 
-then applies the move's effects, keeps the SLA clock (``tickets.sla``), appends the
+then lets the apps above refuse it (``signals.order_moving``: a receiver raises), applies the
+move's effects, keeps the SLA clock (``tickets.sla``), appends the
 ``OrderEvent`` and the audit entry, and sends ``signals.order_moved`` — all in one
 transaction. A move costs one locking read (with the joins it needs), one event insert, one
 update and the audit entry; nothing is fetched twice.
@@ -34,7 +35,7 @@ from aftersales.records.audit import audit_record
 
 from . import sla
 from .models import OrderEvent, OrderType, Priority, Status, WorkOrder
-from .signals import order_moved
+from .signals import order_moved, order_moving
 
 S = Status
 ASSIGNEE = "assignee"  # the technician the order is assigned to (with order.work)
@@ -581,6 +582,8 @@ def move(order_id: int, name: str, *, user, note: str = "", now: dt.datetime | N
             c.event_data["reason"] = reason
         before, values = _state(o), _values(o)
         from_status = o.status
+        order_moving.send(sender=WorkOrder, order=o, move=name, from_status=from_status,
+                          to_status=m.leads_to(from_status), actor=user, data=data, at=now)
         fx = EFFECTS.get(name)
         if fx:
             fx(c)

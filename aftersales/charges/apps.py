@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ChargesConfig(AppConfig):
+    name = "aftersales.charges"
+    verbose_name = _("收费")
+    default_auto_field = "django.db.models.BigAutoField"

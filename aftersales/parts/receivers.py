@@ -1,0 +1,1 @@
+"""Reactions of the stock to the order flow (``tickets.signals``)."""
