@@ -9,5 +9,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("imports/", include("aftersales.imports.urls")),
     path("feedback/", include("aftersales.feedback.urls")),
+    path("parts/", include("aftersales.parts.urls")),
+    path("assets/", include("aftersales.assets.urls")),
+    path("charges/", include("aftersales.charges.urls")),
     path("", include("aftersales.web.urls")),
 ]

@@ -203,6 +203,9 @@ api.add_router("/orders/", "aftersales.tickets.api.router")
 api.add_router("/sla/", "aftersales.tickets.api_sla.router")
 api.add_router("/dispatch/", "aftersales.dispatch.api.router")
 api.add_router("/feedback/", "aftersales.feedback.api.router")
+api.add_router("/parts/", "aftersales.parts.api.router")
+api.add_router("/assets/", "aftersales.assets.api.router")
+api.add_router("/charges/", "aftersales.charges.api.router")
 api.add_router("/notifications/", "aftersales.notifications.api.router")
 
 

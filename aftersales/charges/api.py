@@ -1,0 +1,5 @@
+"""The charges API."""
+
+from ninja import Router
+
+router = Router(tags=["charges"])

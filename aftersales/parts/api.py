@@ -1,0 +1,5 @@
+"""The parts API."""
+
+from ninja import Router
+
+router = Router(tags=["parts"])
