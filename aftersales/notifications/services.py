@@ -30,6 +30,20 @@ TEMPLATES = {
     "sla_breach": _("工单 %(number)s（%(node)s）%(what)s已超时，已升级至第 %(level)s 级，请处理。"),
     "complaint": _("工单 %(number)s 的客户回访评分偏低，已生成投诉跟进单 %(complaint)s。"),
     "reopened": _("【售后服务】工单 %(number)s 已重新处理，我们会尽快再次上门。"),
+    # parts: stock alerts to the managers of the warehouse's node
+    "stock_low": _("库存预警：%(warehouse)s 有 %(count)s 种配件降至补货点或以下：%(parts)s。请及时补货。"),
+    "stock_out": _("缺货提醒：%(warehouse)s 有 %(count)s 种配件已无可用库存：%(parts)s。请尽快补货或调拨。"),
+    # assets: tools and instruments due for calibration/inspection, loaners (to holders and managers)
+    "tool_due_soon": _("您持有的工具仪器 %(code)s %(name)s 的%(check)s有效期至 %(due)s，即将到期，请及时送检。"),
+    "tool_overdue": _("您持有的工具仪器 %(code)s %(name)s 的%(check)s有效期至 %(due)s，已过期，请停止使用并尽快送检。"),
+    "tools_due_summary": _("%(node)s 有 %(n)s 件工具仪器的校准/检验即将到期或已过期：%(items)s。"),
+    "loans_overdue": _("%(node)s 有 %(n)s 台备用机逾期未还：%(items)s。请联系客户归还。"),
+    "loan_candidates": _("%(node)s 有 %(n)s 张维修工单已超过 %(days)s 天未修复：%(items)s。可为客户借出备用机。"),
+    "dispatch_instrument": _("工单 %(number)s 已派给您。提醒：您%(tools)s，请尽快送检，过期仪器不得用于检测。"),
+    # charges: the quote sent to the customer, the customer's answer told to the technician
+    "quote": _("【售后服务】工单 %(number)s 维修报价：合计 %(total)s 元，其中需您支付 %(due)s 元。请查看明细并确认：%(link)s（%(hours)s 小时内有效）。"),
+    "quote_approved": _("工单 %(number)s：客户已确认报价 %(quote)s，可以开始维修。"),
+    "quote_rejected": _("工单 %(number)s：客户已拒绝报价 %(quote)s，请与客户沟通。"),
 }
 
 

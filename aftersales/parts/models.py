@@ -111,6 +111,10 @@ class Stock(models.Model):
     reorder_point = models.PositiveIntegerField(_("补货点"), null=True, blank=True)
     reorder_qty = models.PositiveIntegerField(_("补货量"), null=True, blank=True)
     updated_at = models.DateTimeField(_("更新时间"))
+    # The stock alert last sent for this row ("low": at or below the reorder point, "out": none
+    # available), so that it is sent once; cleared when restocked above the reorder point.
+    alert_state = models.CharField(_("库存预警"), max_length=4, blank=True, default="",
+                                   choices=[("", _("正常")), ("low", _("低于补货点")), ("out", _("缺货"))])
 
     class Meta:
         verbose_name = _("库存")
@@ -127,6 +131,9 @@ class Stock(models.Model):
             models.Index(fields=["part", "warehouse"], name="stock_part_available_idx",
                          condition=Q(on_hand__gt=models.F("reserved"))),
             models.Index(fields=["part", "warehouse"], name="stock_part_idx"),
+            # the rows with reorder settings: replenishment suggestions and stock alerts
+            models.Index(fields=["warehouse", "part"], name="stock_reorder_idx",
+                         condition=Q(reorder_point__isnull=False)),
         ]
 
     def __str__(self):
@@ -202,6 +209,20 @@ class Transfer(models.Model):
         return self.number
 
 
+class TransferSequence(models.Model):
+    """The last transfer number given out per day: ``DB`` + date + a five-digit sequence."""
+
+    day = models.DateField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("调拨单号序列")
+        verbose_name_plural = _("调拨单号序列")
+
+    def __str__(self):
+        return f"{self.day} {self.last}"
+
+
 class TransferLine(models.Model):
     transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="lines", verbose_name=_("调拨单"))
     part = models.ForeignKey(Part, on_delete=models.PROTECT, related_name="+", verbose_name=_("配件"))
@@ -215,6 +236,9 @@ class TransferLine(models.Model):
             models.UniqueConstraint(fields=["transfer", "part"], name="transfer_line_part_unique"),
             models.CheckConstraint(condition=Q(qty__gte=1), name="transfer_line_qty_positive"),
         ]
+
+    def __str__(self):
+        return f"{self.transfer_id} {self.part_id} ×{self.qty}"
 
 
 class RequestStatus(models.TextChoices):
