@@ -31,6 +31,7 @@ class CandidateOut(Schema):
     eligible: bool
     blockers: list[str] = Field(description="不能派给此人的原因")
     reasons: list[str] = Field(description="排序依据")
+    warnings: list[str] = Field(description="提醒（不影响派工）：持有校准/检验已过期的仪器")
     load_today: int = Field(description="当日（所选时段之日，未选则今日）已有工单数")
     distance_km: float | None = Field(description="技师所属网点到服务地址的直线距离；缺少坐标时为空")
 
@@ -47,10 +48,15 @@ class OrderOut(Schema):
     reassign_count: int
     decline_count: int
     event_count: int
+    warnings: list[str] = Field([], description="派工提醒：技师持有校准/检验已过期的仪器（已记入工单历史并通知技师）")
 
     @staticmethod
     def resolve_status_label(obj):
         return str(obj.get_status_display())
+
+    @staticmethod
+    def resolve_warnings(obj):
+        return getattr(obj, "dispatch_warnings", [])
 
 
 class AutoOut(Schema):

@@ -8,7 +8,8 @@ the skill for the unit's product category, hold a valid certificate where the jo
 prefers the outlet that covers the customer's district (the order's node), then the same
 centre, then a light day, then a short way from the technician's outlet to the customer
 (unknown coordinates count as a middling distance). Every blocker and every reason is a
-sentence for the dispatcher.
+sentence for the dispatcher; so is each ``warning``: an instrument the technician holds whose
+calibration or inspection has lapsed (R-PART-2) is told, but does not block.
 
 The whole ranking is a fixed number of queries whatever the number of technicians: loads
 are counted in SQL, skills and roles are ``EXISTS`` sub-queries, certificates and the
@@ -26,6 +27,7 @@ from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from aftersales.assets.selectors import instrument_warning, overdue_instruments_of
 from aftersales.core.errors import NotFound, ValidationFailed
 from aftersales.org.models import Certification, Employee, Node, NodeKind, RoleAssignment
 from aftersales.org.roles import Perm, Role
@@ -263,6 +265,8 @@ class Candidate:
     same_outlet: bool = False
     clashes: list = field(default_factory=list)  # Bookings overlapping the slot
     clash_blockers: list[str] = field(default_factory=list)  # the part of ``blockers`` they cause
+    warnings: list[str] = field(default_factory=list)  # told to the dispatcher, not blocking (overdue instruments)
+    overdue_tools: list = field(default_factory=list)  # assets.Tool rows the warnings are about
 
     @property
     def field_blockers(self) -> list[str]:
@@ -362,10 +366,19 @@ def _window(starts_at, ends_at) -> tuple[dt.datetime | None, dt.datetime | None]
 
 
 def evaluate_pool(job: Job, emps: list[Employee], *, on: dt.date, today: dt.date | None = None) -> list[Candidate]:
-    """``evaluate`` each technician of ``pool`` (annotated with ``load_day``, prefetched ``booked``)."""
+    """``evaluate`` each technician of ``pool`` (annotated with ``load_day``, prefetched ``booked``),
+    with a warning for each instrument they hold whose calibration or inspection has lapsed by
+    the day of the visit (R-PART-2: warned, not blocked; one query for the whole pool)."""
     settings = settings_for_nodes([e.node for e in emps])
-    return [evaluate(job, e, on=on, load=e.load_day, max_jobs=settings[e.node_id].max_jobs_per_day,
-                     clashes=getattr(e, "booked", ()), today=today) for e in emps]
+    overdue = overdue_instruments_of([e.pk for e in emps], on=on) if emps else {}
+    out = []
+    for e in emps:
+        c = evaluate(job, e, on=on, load=e.load_day, max_jobs=settings[e.node_id].max_jobs_per_day,
+                     clashes=getattr(e, "booked", ()), today=today)
+        c.overdue_tools = list(overdue.get(e.pk, ()))
+        c.warnings = [instrument_warning(t) for t in c.overdue_tools]
+        out.append(c)
+    return out
 
 
 def candidates(user, order_id: int, starts_at: dt.datetime | None = None, ends_at: dt.datetime | None = None,

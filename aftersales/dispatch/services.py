@@ -18,8 +18,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
@@ -192,7 +193,33 @@ def _book(*, user, order_id: int, employee_id, starts_at, ends_at, move: str, no
         data = {"assignee": emp, "appointment_from": starts_at, "appointment_to": ends_at}
         if move == "reassign":
             data["reason"] = reason
-        return workflow.move(order.pk, move, user=user, note=note or reason, now=now, **data)
+        o = workflow.move(order.pk, move, user=user, note=note or reason, now=now, **data)
+        if c.overdue_tools:
+            _warn_instruments(o, emp, c.overdue_tools, actor=user, at=now)
+        o.dispatch_warnings = list(c.warnings)
+        return o
+
+
+def _warn_instruments(order: WorkOrder, emp: Employee, tools: list, *, actor, at: dt.datetime) -> None:
+    """The technician holds instruments whose check has lapsed: the dispatch stands (R-PART-2:
+    warned, not blocked); a note on the order's history keeps the warning and the technician
+    is told."""
+    from aftersales.assets.selectors import instrument_warning
+    from aftersales.notifications.services import notify_users
+
+    with translation.override("zh-hans"):
+        items = "；".join(instrument_warning(t) for t in tools)
+        text = str(_("派工提醒：%(name)s%(items)s。") % {"name": emp.name, "items": items})
+    data = {"instrument_warning": [{"tool": t.code, "due_on": t.due_on.isoformat()} for t in tools]}
+    workflow.event_append(order, actor=actor, action="note", at=at, from_status=order.status, to_status=order.status,
+                          note=text[:TEXT_MAX], data=data)
+    order.save(update_fields=["event_count"])
+    audit_record(actor=actor, action="order.instrument_warning", obj=order, before=None, after=data,
+                 node_id=order.node_id)
+    recipient = get_user_model().objects.filter(employee=emp.pk, is_active=True).first()
+    if recipient is not None:
+        notify_users([recipient], event="dispatch_instrument", ref=order.number, ref_id=order.pk, node_id=order.node_id,
+                     context={"number": order.number, "tools": items})
 
 
 def dispatch_order(*, user, order_id: int, employee_id: int, starts_at: dt.datetime, ends_at: dt.datetime,
