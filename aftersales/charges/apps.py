@@ -6,3 +6,8 @@ class ChargesConfig(AppConfig):
     name = "aftersales.charges"
     verbose_name = _("收费")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import receivers  # listens to tickets.signals.order_moving / order_moved
+
+        receivers.connect_loans()

@@ -51,7 +51,7 @@ UNIT_TYPES = frozenset({OrderType.REPAIR, OrderType.MAINTENANCE, OrderType.RETUR
 # Events that are not moves: they keep the status (from_status == to_status).
 # (Other apps' events are welcome too as long as they keep the status: the call-back's own.)
 EVENT_ACTIONS = frozenset({"note", "photo", "code_sent", "confirm", "confirm_failed", "sla_breach", "survey",
-                           "callback_attempt"})
+                           "callback_attempt", "quote_sent", "quote_approved", "quote_rejected", "payment", "refund"})
 EVENT_LABELS = {
     "create": _("受理"),
     "note": _("备注"),
@@ -62,6 +62,11 @@ EVENT_LABELS = {
     "sla_breach": _("超时"),
     "survey": _("客户评价"),
     "callback_attempt": _("回访电话"),
+    "quote_sent": _("发送报价"),
+    "quote_approved": _("客户确认报价"),
+    "quote_rejected": _("客户拒绝报价"),
+    "payment": _("收款"),
+    "refund": _("退款"),
 }
 TEXT_MAX = 2000
 

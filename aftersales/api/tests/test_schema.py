@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 METHODS = {"get", "post", "put", "patch", "delete"}
 # The only operations anybody may call (besides the schema and its viewer, PUBLIC_PATHS).
 EXPECTED_PUBLIC = {"aftersales_api_api_token_create", "aftersales_feedback_api_survey_get",
-                   "aftersales_feedback_api_survey_answer"}
+                   "aftersales_feedback_api_survey_answer", "aftersales_charges_api_quote_public_get",
+                   "aftersales_charges_api_quote_public_answer"}
 
 
 def operations(schema):
