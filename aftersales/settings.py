@@ -134,6 +134,8 @@ CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {"task": "aftersales.tickets.tasks.sla_sweep_task", "schedule": 60.0},
     "callback-open-missing": {"task": "aftersales.feedback.tasks.callback_open_missing_task", "schedule": 300.0},
     "dispatch-reminders": {"task": "aftersales.dispatch.tasks.appointment_reminders_task", "schedule": 300.0},
+    "assets-sweep": {"task": "aftersales.assets.tasks.assets_sweep_task", "schedule": 3600.0},
+    "parts-stock-alerts": {"task": "aftersales.parts.tasks.stock_alerts_task", "schedule": 900.0},
 }
 
 # Notifications: the channel class per kind of recipient. The default keeps every message in
@@ -149,6 +151,20 @@ NOTIFY_WEBHOOK_URL = os.environ.get("NOTIFY_WEBHOOK_URL", "")
 SURVEY_TTL_DAYS = int(os.environ.get("SURVEY_TTL_DAYS", "7"))  # how long a survey link stays valid
 # The address customers open survey links at (the links in the SMS).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+# Charges (R-WAR-2): the company on receipts, the font embedded in them (found among the
+# system's CJK fonts when unset), parts without a price of their own sold at cost × markup,
+# how long a quote link stays valid, and the internal costs of a visit for the service cost.
+COMPANY_NAME = os.environ.get("COMPANY_NAME", "售后服务中心")
+RECEIPT_FONT_PATH = os.environ.get("RECEIPT_FONT_PATH", "")
+PART_PRICE_MARKUP = float(os.environ.get("PART_PRICE_MARKUP", "1.5"))
+QUOTE_LINK_TTL_HOURS = int(os.environ.get("QUOTE_LINK_TTL_HOURS", "72"))
+TRAVEL_COST_PER_VISIT = float(os.environ.get("TRAVEL_COST_PER_VISIT", "30"))
+LABOUR_COST_PER_VISIT = float(os.environ.get("LABOUR_COST_PER_VISIT", "40"))
+# Substitute appliances (R-WAR-3): a repair open longer than this many days qualifies for a
+# loaner (each outlet or centre may set its own), and the default length of a loan.
+LOANER_AFTER_DAYS = int(os.environ.get("LOANER_AFTER_DAYS", "3"))
+LOANER_LOAN_DAYS = int(os.environ.get("LOANER_LOAN_DAYS", "14"))
 
 # How long audit anchoring waits before it seals an entry: longer than any write transaction.
 AUDIT_ANCHOR_GRACE_SECONDS = int(os.environ.get("AUDIT_ANCHOR_GRACE_SECONDS", "120"))

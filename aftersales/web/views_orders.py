@@ -70,6 +70,7 @@ from .forms_orders import (
     SlotForm,
     local_value,
 )
+from .panels import order_panels, tech_day_panels
 from .permissions import OWN_FILE, is_htmx, require_perm
 from .views import _initial_area
 
@@ -92,6 +93,17 @@ MESSAGE_EVENT_LABELS = {
     "sla_breach": gettext_lazy("超时升级"),
     "complaint": gettext_lazy("投诉跟进"),
     "reopened": gettext_lazy("重开通知"),
+    "stock_low": gettext_lazy("库存预警"),
+    "stock_out": gettext_lazy("缺货提醒"),
+    "tool_due_soon": gettext_lazy("工具仪器即将到期"),
+    "tool_overdue": gettext_lazy("工具仪器已过期"),
+    "tools_due_summary": gettext_lazy("工具仪器到期汇总"),
+    "loans_overdue": gettext_lazy("备用机逾期"),
+    "loan_candidates": gettext_lazy("可借备用机"),
+    "dispatch_instrument": gettext_lazy("派工仪器提醒"),
+    "quote": gettext_lazy("维修报价"),
+    "quote_approved": gettext_lazy("报价已确认"),
+    "quote_rejected": gettext_lazy("报价被拒绝"),
 }
 
 CONFIRMED_BY = {"code": gettext_lazy("短信确认码"), "signature": gettext_lazy("客户签名")}
@@ -584,6 +596,7 @@ def order_context(request, order: WorkOrder, *, page: str = "order", move_forms=
                       "simple": not MoveForm.names_for(m), "url": reverse(f"{prefix}move", args=[order.pk, m.name])})
     may_dispatch = (order.status in DISPATCHABLE and holds_at(user, Perm.ORDER_DISPATCH, order.node_id))
     ctx = {
+        "panels": [] if is_customer else order_panels(request, order, page=page),
         "order": order,
         "page": page,
         "body_id": "job-body" if page == "tech" else "order-body",
@@ -874,11 +887,13 @@ def order_dispatch(request, order_id: int):
         d = form.cleaned_data
         try:
             if rebook:
-                dispatch_services.reassign_order(user=user, order_id=order.pk, employee_id=d["employee_id"],
-                                       starts_at=d["starts_at"], ends_at=d["ends_at"], reason=d["note"])
+                done = dispatch_services.reassign_order(
+                    user=user, order_id=order.pk, employee_id=d["employee_id"], starts_at=d["starts_at"],
+                    ends_at=d["ends_at"], reason=d["note"])
             else:
-                dispatch_services.dispatch_order(user=user, order_id=order.pk, employee_id=d["employee_id"],
-                                       starts_at=d["starts_at"], ends_at=d["ends_at"], note=d["note"])
+                done = dispatch_services.dispatch_order(
+                    user=user, order_id=order.pk, employee_id=d["employee_id"], starts_at=d["starts_at"],
+                    ends_at=d["ends_at"], note=d["note"])
         except ValidationFailed as e:
             error = _errors_text(e, with_message=True)
         except Conflict as e:
@@ -886,7 +901,11 @@ def order_dispatch(request, order_id: int):
         except DomainPermissionDenied as e:
             error, status = str(e.message), 403
         else:
-            return _after_write(request, order.pk, "order", _("已派工。") if not rebook else _("已改派。"))
+            flash = _("已派工。") if not rebook else _("已改派。")
+            warnings = getattr(done, "dispatch_warnings", None) or []
+            if warnings:  # e.g. the technician holds an instrument whose calibration has lapsed
+                flash = f"{flash} {'；'.join(str(w) for w in warnings)}"
+            return _after_write(request, order.pk, "order", flash)
     else:
         error = "；".join(str(m) for msgs in form.errors.values() for m in msgs)
     slot = None
@@ -1019,8 +1038,10 @@ def tech_jobs(request):
         cards.append({"o": o, "pii": pii, "phone": customer_selectors.shown_phone(user, o.customer),
                       "address": address_text(user, o.customer, o.address), "map_url": map_link(o.address, full=pii),
                       "decision": decision, "decision_error": error})
+    employee = getattr(user, "employee", None)
     ctx = {"cards": cards, "day": day, "today": today, "prev_day": day - dt.timedelta(days=1),
-           "next_day": day + dt.timedelta(days=1)}
+           "next_day": day + dt.timedelta(days=1),
+           "panels": tech_day_panels(request, employee) if employee is not None else []}
     return render(request, "web/tech/jobs.html", ctx)
 
 

@@ -504,6 +504,28 @@ def test_dispatch_panel_ranks_and_books(client, ow):
     assert o.status == Status.DISPATCHED and o.assignee == ow.tech_employee and o.appointment_from == a
 
 
+def test_dispatch_panel_warns_of_an_overdue_instrument(client, ow):
+    """The technician holding a lapsed instrument is shown with the warning and may still be
+    booked; the confirmation repeats it (R-PART-2)."""
+    from aftersales.assets.models import Tool
+
+    now = timezone.now()
+    Tool.objects.create(node=ow.pudong, code="GJ-MM-9", name="数字万用表", kind="instrument", holder=ow.tech_employee,
+                        check_kind="calibration", interval_months=12, state="in_use",
+                        due_on=timezone.localdate() - dt.timedelta(days=2), created_at=now, updated_at=now)
+    o = new_order(ow)
+    login(client, ow.pudong_dispatcher)
+    html = body(client.get(reverse("web:order_detail", args=[o.pk])))
+    assert 'data-testid="candidate-warning"' in html and "GJ-MM-9" in html
+    a, b = tomorrow(14)
+    resp = client.post(reverse("web:order_dispatch", args=[o.pk]),
+                       {"employee_id": ow.tech_employee.pk, "starts_at": local_input(a), "ends_at": local_input(b),
+                        "note": ""}, **HX)
+    assert resp.status_code == 200 and "已派工" in body(resp) and "GJ-MM-9" in body(resp)
+    o.refresh_from_db()
+    assert o.status == Status.DISPATCHED
+
+
 def test_dispatch_panel_errors(client, ow):
     o1, o2 = new_order(ow), new_order(ow)
     dispatch(ow, o1, hour=10)
