@@ -282,13 +282,19 @@ def loan_days(loan: Loan, until: dt.datetime | None = None) -> int:
     return max(1, (timezone.localdate(end) - timezone.localdate(loan.lent_at)).days)
 
 
-def order_loan_cost(order_id: int, *, until: dt.datetime | None = None) -> Decimal:
-    """What the order's loans cost (for the service-cost indicator): for each loan, its days
-    (``loan_days``) × the loaner's daily cost when it was lent. One query."""
-    total = Decimal("0.00")
+def order_loan_usage(order_id: int, *, until: dt.datetime | None = None) -> tuple[Decimal, int]:
+    """What the order's loans cost (for the service-cost indicator) and for how many days: for
+    each loan, its days (``loan_days``) × the loaner's daily cost when it was lent. One query."""
+    total, days = Decimal("0.00"), 0
     for loan in Loan.objects.filter(order_id=order_id).only("lent_at", "returned_at", "daily_cost"):
-        total += loan.daily_cost * loan_days(loan, until)
-    return total.quantize(Decimal("0.01"))
+        n = loan_days(loan, until)
+        days += n
+        total += loan.daily_cost * n
+    return total.quantize(Decimal("0.01")), days
+
+
+def order_loan_cost(order_id: int, *, until: dt.datetime | None = None) -> Decimal:
+    return order_loan_usage(order_id, until=until)[0]
 
 
 # ---------------------------------------------------------------- tools

@@ -8,6 +8,4 @@ class ChargesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import receivers  # listens to tickets.signals.order_moving / order_moved
-
-        receivers.connect_loans()
+        from . import receivers  # noqa: F401  (listens to tickets.signals and to loans)

@@ -307,17 +307,10 @@ def _service_costs(labour_cost: dict[int, Decimal], now: dt.datetime) -> int:
 
 
 def _loan_costs(done, now: dt.datetime) -> dict[int, tuple[Decimal, int]]:
-    model = services.loan_model()
-    if model is None:
-        return {}
-    out: dict[int, tuple[Decimal, int]] = {}
-    try:
-        order_ids = list(model.objects.filter(order__in=done).values_list("order_id", flat=True).distinct())
-    except Exception:  # noqa: BLE001 - another shape of the assets app: no loaner cost, as in services
-        return {}
-    for oid in order_ids:
-        out[oid] = services.loan_cost(oid, now)
-    return out
+    from aftersales.assets.models import Loan
+
+    order_ids = Loan.objects.filter(order__in=done).values_list("order_id", flat=True).distinct()
+    return {oid: services.loan_cost(oid, now) for oid in order_ids}
 
 
 def reset() -> int:

@@ -6,8 +6,7 @@
   the move is refused with a 409 naming the quote's state. Free (in-warranty) orders pass.
 - ``order_moved`` — an order completed or closed: its service cost is computed and kept, in
   the move's transaction.
-- ``assets.Loan`` saved (when the assets app has that model): the service cost of its order
-  is recomputed (an order that is not completed yet gets it at completion).
+- ``assets.Loan`` saved: the service cost of its order is recomputed.
 """
 
 from __future__ import annotations
@@ -45,20 +44,10 @@ def on_order_moved(sender, order, move, from_status, to_status, actor, at, **kwa
         service_cost_refresh(order, now=at)
 
 
+@receiver(post_save, sender="assets.Loan", dispatch_uid="charges.loan_saved")
 def on_loan_saved(sender, instance, **kwargs):
-    order_id = getattr(instance, "order_id", None)
-    if order_id is None:
-        return
+    """A loan lent or returned: its order's service cost again (an order not completed yet gets
+    it at completion)."""
     from .services import service_cost_refresh
 
-    service_cost_refresh(order_id)
-
-
-def connect_loans() -> None:
-    """Listen to ``assets.Loan`` saves when that model exists (the assets app is written
-    alongside; without it the loaner cost is simply 0)."""
-    from .services import loan_model
-
-    model = loan_model()
-    if model is not None:
-        post_save.connect(on_loan_saved, sender=model, dispatch_uid="charges.loan_saved")
+    service_cost_refresh(instance.order_id)

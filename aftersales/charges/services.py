@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from io import BytesIO
 
-from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import DecimalField, ExpressionWrapper, F, Max, Q, Sum
@@ -997,49 +995,11 @@ def refund_record(*, user, payment_id: int, amount, reason: str, now: dt.datetim
 
 # ================================================================ the service cost
 
-def loan_model():
-    """``assets.Loan`` when the assets app has it (it is written alongside), else None."""
-    try:
-        return apps.get_model("assets", "Loan")
-    except LookupError:
-        return None
-
-
-def _has_field(model, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-        return True
-    except (FieldDoesNotExist, AttributeError):
-        return False
-
-
 def loan_cost(order_id: int, now: dt.datetime) -> tuple[Decimal, int]:
-    """Days lent × daily cost over the order's loans. A loan counts the days from the day it was
-    lent to the day it came back (or today), at least one. Reads ``assets.Loan(order, lent_at,
-    returned_at, daily_cost)`` — the loaner's daily cost when it was lent — or, on a ``Loan``
-    without its own ``daily_cost``, ``loaner→Loaner.daily_cost``. If the assets app names them
-    otherwise the loaner cost is 0 (logged), never an error."""
-    model = loan_model()
-    if model is None:
-        return Decimal("0.00"), 0
-    cost_field = "daily_cost" if _has_field(model, "daily_cost") else "loaner__daily_cost"
-    try:
-        rows = list(model.objects.filter(order_id=order_id).values_list("lent_at", "returned_at", cost_field))
-    except (FieldError, ValueError, TypeError) as e:
-        logger.warning("charges: assets.Loan has not the fields the loaner cost reads: %s", e)
-        return Decimal("0.00"), 0
-    total, days = Decimal("0.00"), 0
-    today = timezone.localdate(now)
-    for lent_at, returned_at, daily in rows:
-        if lent_at is None:
-            continue
-        start = timezone.localdate(lent_at) if isinstance(lent_at, dt.datetime) else lent_at
-        end = returned_at or today
-        end = timezone.localdate(end) if isinstance(end, dt.datetime) else end
-        n = max((end - start).days, 1)
-        days += n
-        total += Decimal(daily or 0) * n
-    return total.quantize(CENT), days
+    """The loaner part of the service cost and the days lent (``assets`` keeps the rule)."""
+    from aftersales.assets.selectors import order_loan_usage
+
+    return order_loan_usage(order_id, until=now)
 
 
 @dataclass

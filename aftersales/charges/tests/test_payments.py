@@ -149,30 +149,6 @@ def test_service_cost_per_node_and_month(cw):
     assert a.pk != b.pk
 
 
-def test_loaner_cost_reads_the_assets_loans(cw, monkeypatch):
-    """With the assets app's ``Loan`` (lent_at, returned_at, loaner→daily_cost): days × daily cost.
-    Simulated here with a stand-in model manager, so the test does not depend on that app."""
-    now = timezone.now()
-
-    class Rows(list):
-        def filter(self, **kw):
-            assert kw == {"order_id": 42}
-            return self
-
-        def values_list(self, *fields):
-            assert fields == ("lent_at", "returned_at", "loaner__daily_cost")
-            return self
-
-    class Loan:
-        objects = Rows([(now - dt.timedelta(days=5), now - dt.timedelta(days=1), Decimal("20")),
-                        (now - dt.timedelta(hours=2), None, Decimal("15"))])
-
-    monkeypatch.setattr(services, "loan_model", lambda: Loan)
-    assert services.loan_cost(42, now) == (Decimal("95.00"), 5)
-    monkeypatch.setattr(services, "loan_model", lambda: None)
-    assert services.loan_cost(42, now) == (Decimal("0.00"), 0)
-
-
 def test_loaner_cost_from_the_assets_app(cw):
     """The real ``assets.Loan``: the loaner's daily cost kept on the loan × the days lent, in the
     service cost at completion, and again when the loan comes back (the loan's save)."""
