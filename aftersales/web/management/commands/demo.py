@@ -23,7 +23,9 @@ from django.db.models import ProtectedError, RestrictedError
 from django.db.models.deletion import Collector
 from django.utils import timezone, translation
 
+from aftersales.assets import demo as assets_demo
 from aftersales.catalog.models import Category, MainPart, ProductModel, WarrantyPolicy
+from aftersales.charges import demo as charges_demo
 from aftersales.core.progress import Progress, text_width
 from aftersales.customers.models import Address, Customer, SalesChannel, Tag, Unit, UnitRepair
 from aftersales.org.models import (
@@ -43,6 +45,7 @@ from aftersales.records.audit import audit_record_created_bulk
 from aftersales.records.models import AuditEntry
 from aftersales.tickets.fault_catalog import ensure_fault_catalog
 from aftersales.web.demo_orders import build_order_history, orders_for_units, orders_reset
+from aftersales.web.demo_parts import build_parts, parts_reset
 
 DEMO_PASSWORD = "demo1234"
 AUDIT_ACTION = "demo.create"
@@ -394,7 +397,8 @@ def _delete(qs: models.QuerySet) -> int:
 def demo_reset(progress_stream=None) -> int:
     """Delete what the demo creates (work orders, organisation, catalogue, staff, customer file,
     the demo users), children first. The audit trail is append-only and is kept."""
-    orders_deleted = orders_reset(progress_stream)
+    reset_first = (charges_demo.reset() or 0) + (assets_demo.reset() or 0) + parts_reset(progress_stream)
+    orders_deleted = orders_reset(progress_stream) + reset_first
     user_model = get_user_model()
     user_ids = set(Employee.objects.values_list("user_id", flat=True))
     user_ids |= set(Customer.objects.exclude(user=None).values_list("user_id", flat=True))
@@ -992,6 +996,12 @@ class Command(BaseCommand):
                         now=timezone.now(), progress_stream=stream)
                     for label, n in history.counts.items():
                         loader.counts[label] = loader.counts.get(label, 0) + n
+                    more = [build_parts(seed=seed, today=loader.today, now=timezone.now(), progress_stream=stream)]
+                    for build in (assets_demo.build, charges_demo.build):
+                        more.append(build(seed=seed, today=loader.today, progress_stream=stream))
+                    for counts in more:
+                        for label, n in (counts or {}).items():
+                            loader.counts[label] = loader.counts.get(label, 0) + n
             except (ProtectedError, RestrictedError) as e:
                 blocked = sorted({o._meta.verbose_name for o in list(e.args[1])[:50]}) if len(e.args) > 1 else []
                 raise CommandError(f"无法清除演示数据：仍有其他数据引用它们（{'、'.join(map(str, blocked))}）。") from e
