@@ -1,16 +1,17 @@
 """Demo data of the charges, built in bulk and deterministically on top of the demo orders (and
 the parts they used, when the parts demo ran first):
 
-- the price list with one price change three months ago (``CHANGE_DAYS``): the older list at
-  about 90 % of today's, so quotes of the first months show the older prices; explicit prices
-  for the main parts (the others sell at cost × markup);
-- for every chargeable order that was completed (``warranty_free=False``, ``completed_at`` set):
+- the price list with one price change three weeks ago (``CHANGE_DAYS``): the older list at
+  about 90 % of today's, so the earlier quotes show the older prices; explicit prices for the
+  main parts (the others sell at cost × markup);
+- for every chargeable order completed in the last six weeks (``QUOTE_DAYS``; ``warranty_free=False``):
   a quote approved before the repair (by signature or by the SMS link), about one in eight
   after a first quote the customer rejected; its lines are the order's parts (not released),
   labour and the visit fee at the prices of the quote's day;
 - a payment of each approved quote at completion (WeChat Pay, Alipay, cash, card, transfer),
   with receipt numbers that continue the day's sequence, and a few refunds;
-- the service cost of every completed or closed order (not of cancelled ones).
+- the service cost of every completed or closed order (not of cancelled ones), in one
+  ``INSERT … SELECT`` (labour from the approved quote, else per visit, as ``services`` does).
 
 Reads are set-based (a few queries whatever the number of orders), writes are bulk inserts. The
 quotes' and payments' order events are not written (the demo's order histories are built
@@ -24,8 +25,9 @@ import random
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
-from django.db.models import DecimalField, ExpressionWrapper, F, Min, Q, Sum
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from aftersales.core.progress import Progress
@@ -52,7 +54,8 @@ from .models import (
 AUDIT_ACTION = "demo.create"
 BATCH = 2000
 START_DAYS = 200  # the price list begins before the six months of orders
-CHANGE_DAYS = 90  # the price change: three months ago
+QUOTE_DAYS = 42  # quotes and payments for the chargeable orders completed in the last six weeks
+CHANGE_DAYS = 21  # the price change three weeks ago: the quotes show both lists
 OLD_SCALE = Decimal("0.9")
 MAIN_PART_MARKUP = Decimal("1.4")
 REJECT_SHARE = 0.12
@@ -118,7 +121,8 @@ def build(*, seed: int, today: dt.date, progress_stream=None) -> dict[str, int]:
         book = _PriceBook(list(PriceItem.objects.all()))
         markup = Decimal(str(services.setting("PART_PRICE_MARKUP", "1.5")))
 
-        chargeable = Q(warranty_free=False, completed_at__isnull=False) & ~Q(status=Status.CANCELLED)
+        since = timezone.make_aware(dt.datetime.combine(today - dt.timedelta(days=QUOTE_DAYS), dt.time()))
+        chargeable = Q(warranty_free=False, completed_at__gte=since) & ~Q(status=Status.CANCELLED)
         orders = list(WorkOrder.objects.filter(chargeable, quotes__isnull=True)
                       .values("id", "number", "node_id", "created_at", "completed_at", "warranty_kind",
                               "assignee__user_id", "unit__model__category_id").order_by("id"))
@@ -134,7 +138,6 @@ def build(*, seed: int, today: dt.date, progress_stream=None) -> dict[str, int]:
         progress = Progress(len(orders), "报价与收费", progress_stream) if progress_stream is not None else None
         quotes: list[Quote] = []
         lines_of: dict[int, list[QuoteLine]] = {}  # index in quotes → its lines
-        labour_cost: dict[int, Decimal] = {}
         pays: list[tuple[dict, int, Decimal]] = []  # (order, quote index, amount)
         for o in orders:
             cat = o["unit__model__category_id"]
@@ -166,8 +169,6 @@ def build(*, seed: int, today: dt.date, progress_stream=None) -> dict[str, int]:
                     q.status, q.decided_at, q.approved_via = QuoteStatus.APPROVED, approved_at, via
                     if via == ApprovedVia.SIGNATURE:
                         q.signed_by_id = o["assignee__user_id"]
-                    labour_cost[o["id"]] = sum((ln.unit_cost * ln.qty for ln in lines if ln.kind == LineKind.LABOUR),
-                                               Decimal("0.00"))
                     if due > 0:
                         pays.append((o, len(quotes), due))
                 lines_of[len(quotes)] = lines
@@ -187,7 +188,7 @@ def build(*, seed: int, today: dt.date, progress_stream=None) -> dict[str, int]:
         payments, refunds = _payments(pays, quotes, rng, now)
         counts[Payment._meta.label] = len(payments)
         counts[Refund._meta.label] = len(refunds)
-        counts[ServiceCost._meta.label] = _service_costs(labour_cost, now)
+        counts[ServiceCost._meta.label] = _service_costs(now)
         audited = [*items, *quotes, *payments, *refunds]
         counts["records.AuditEntry"] = audit_record_created_bulk(actor=None, action=AUDIT_ACTION, objs=audited,
                                                                  node_of=_node_of, at=now)
@@ -267,50 +268,53 @@ def _payments(pays, quotes: list[Quote], rng, now: dt.datetime) -> tuple[list[Pa
     return rows, refunds
 
 
-_COST = ExpressionWrapper(F("qty") * F("unit_cost"), output_field=DecimalField(max_digits=14, decimal_places=2))
+def _month_sql(column: str) -> str:
+    """The first day of the local month of a timestamp column, in the database's dialect."""
+    if connection.vendor == "postgresql":
+        return f"(date_trunc('month', {column} AT TIME ZONE %s))::date"
+    return f"date({column}, %s, 'start of month')"  # SQLite: UTC text + the zone's fixed offset
 
 
-def _service_costs(labour_cost: dict[int, Decimal], now: dt.datetime) -> int:
-    """The service cost of every completed or closed order without one (set-based reads)."""
-    done = WorkOrder.objects.filter(Q(completed_at__isnull=False) | Q(status=Status.CLOSED),
-                                    service_cost__isnull=True)
-    parts = dict(PartRequest.objects.filter(order__in=done, status=RequestStatus.CONSUMED).values("order_id")
-                 .annotate(s=Sum(_COST)).values_list("order_id", "s"))
-    for oid, total in (Quote.objects.filter(order__in=done, status=QuoteStatus.APPROVED)
-                       .exclude(order_id__in=list(labour_cost))
-                       .values("order_id").annotate(s=Sum(ExpressionWrapper(
-                           F("lines__qty") * F("lines__unit_cost"), output_field=DecimalField(max_digits=14,
-                                                                                              decimal_places=2)),
-                           filter=Q(lines__kind=LineKind.LABOUR))).values_list("order_id", "s")):
-        labour_cost.setdefault(oid, total or Decimal(0))
-    loans = _loan_costs(done, now)
+def _service_costs(now: dt.datetime) -> int:
+    """The service cost of every completed or closed order without one, in one statement: parts
+    consumed at cost, labour of the approved quote (else ``LABOUR_COST_PER_VISIT`` per visit),
+    travel per visit; then the loaner cost of the few orders that had a loan."""
     per_visit = Decimal(str(services.setting("LABOUR_COST_PER_VISIT", 40)))
     travel_rate = Decimal(str(services.setting("TRAVEL_COST_PER_VISIT", 30)))
-    rows, n = [], 0
-    for o in done.values("id", "node_id", "completed_at", "closed_at", "visit_count").order_by("id").iterator(
-            chunk_size=BATCH):
-        visits = o["visit_count"]
-        p = _money(parts.get(o["id"]) or 0)
-        lab = _money(labour_cost[o["id"]] if o["id"] in labour_cost else per_visit * visits)
-        trav = _money(travel_rate * visits)
-        loan, days = loans.get(o["id"], (Decimal("0.00"), 0))
-        month = timezone.localdate(o["completed_at"] or o["closed_at"]).replace(day=1)
-        rows.append(ServiceCost(order_id=o["id"], node_id=o["node_id"], month=month, parts=p, labour=lab, travel=trav,
-                                loaner=loan, total=p + lab + trav + loan, visits=visits, loan_days=days,
-                                computed_at=now))
-        if len(rows) >= BATCH:
-            ServiceCost.objects.bulk_create(rows)
-            n += len(rows)
-            rows = []
-    ServiceCost.objects.bulk_create(rows)
-    return n + len(rows)
-
-
-def _loan_costs(done, now: dt.datetime) -> dict[int, tuple[Decimal, int]]:
+    tz = settings.TIME_ZONE
+    if connection.vendor != "postgresql":
+        off = timezone.localtime(now).utcoffset()
+        tz = f"{int(off.total_seconds() // 60):+d} minutes"
+    t = {m: m._meta.db_table for m in (ServiceCost, WorkOrder, PartRequest, Quote, QuoteLine)}
+    done = "COALESCE(o.completed_at, o.closed_at)"
+    sql = f"""
+        INSERT INTO {t[ServiceCost]} (order_id, node_id, month, parts, labour, travel, loaner, total, visits,
+                                      loan_days, computed_at)
+        SELECT o.id, o.node_id, {_month_sql(done)}, ROUND(COALESCE(p.s, 0), 2),
+               ROUND(COALESCE(l.s, %s * o.visit_count), 2), ROUND(%s * o.visit_count, 2), 0,
+               ROUND(COALESCE(p.s, 0), 2) + ROUND(COALESCE(l.s, %s * o.visit_count), 2)
+                 + ROUND(%s * o.visit_count, 2),
+               o.visit_count, 0, %s
+        FROM {t[WorkOrder]} o
+        LEFT JOIN (SELECT order_id, SUM(qty * unit_cost) AS s FROM {t[PartRequest]}
+                   WHERE status = %s GROUP BY order_id) p ON p.order_id = o.id
+        LEFT JOIN (SELECT q.order_id, SUM(ql.qty * ql.unit_cost) AS s
+                   FROM {t[Quote]} q JOIN {t[QuoteLine]} ql ON ql.quote_id = q.id
+                   WHERE q.status = %s AND ql.kind = %s GROUP BY q.order_id) l ON l.order_id = o.id
+        WHERE (o.completed_at IS NOT NULL OR o.status = %s)
+          AND NOT EXISTS (SELECT 1 FROM {t[ServiceCost]} c WHERE c.order_id = o.id)"""
+    params = [tz, per_visit, travel_rate, per_visit, travel_rate, now, RequestStatus.CONSUMED, QuoteStatus.APPROVED,
+              LineKind.LABOUR, Status.CLOSED]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        n = cur.rowcount
     from aftersales.assets.models import Loan
 
-    order_ids = Loan.objects.filter(order__in=done).values_list("order_id", flat=True).distinct()
-    return {oid: services.loan_cost(oid, now) for oid in order_ids}
+    for cost in ServiceCost.objects.filter(order__in=Loan.objects.values("order_id")):
+        cost.loaner, cost.loan_days = services.loan_cost(cost.order_id, now)
+        cost.total = cost.parts + cost.labour + cost.travel + cost.loaner
+        cost.save(update_fields=["loaner", "loan_days", "total"])
+    return n
 
 
 def reset() -> int:

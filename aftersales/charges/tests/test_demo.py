@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def history(cw):
-    """Orders as the demo leaves them: completed in the last six months, most out of 三包."""
+    """Orders as the demo leaves them: completed in the weeks the demo quotes, most out of 三包."""
     PriceItem.objects.all().delete()  # the demo brings its own price list, with a change
     now = timezone.now()
     orders = []
@@ -28,7 +28,7 @@ def history(cw):
         o = order_at(cw, "diagnosing", chargeable=i < 11)
         if i % 3 == 0:
             ask_part(cw, o, cw.cap, status="consumed")
-        done = now - dt.timedelta(days=170 - i * 12, hours=2)
+        done = now - dt.timedelta(days=demo.QUOTE_DAYS - 2 - i * 3, hours=2)
         WorkOrder.objects.filter(pk=o.pk).update(status="closed", created_at=done - dt.timedelta(hours=5),
                                                  completed_at=done, closed_at=done + dt.timedelta(days=1))
         orders.append(o)
@@ -54,7 +54,7 @@ def test_build_on_the_world(history):
     assert not Quote.objects.filter(order=cancelled).exists()
     assert "报价与收费" in out.getvalue()
 
-    # the price list changed during the six months: old quotes keep the older prices
+    # the price list changed during those weeks: older quotes keep the older prices
     today = timezone.localdate()
     change = today - dt.timedelta(days=demo.CHANGE_DAYS)
     assert services.price_on("visit", None, change - dt.timedelta(days=1)).price == Decimal("45.00")
@@ -84,6 +84,12 @@ def test_build_on_the_world(history):
     labour = sum(ln.unit_cost * ln.qty for ln in q.lines.filter(kind="labour"))
     assert sc.parts == consumed.unit_cost * consumed.qty and sc.labour == labour
     assert sc.travel == Decimal(30) * sc.visits and sc.total == sc.parts + sc.labour + sc.travel + sc.loaner
+    # the set-based demo figures are those the service computes, in the local month of completion
+    for sc in ServiceCost.objects.select_related("order"):
+        c = services.service_cost_compute(sc.order, now=timezone.now())
+        assert (sc.parts, sc.labour, sc.travel, sc.loaner, sc.total) == (c.parts, c.labour, c.travel, c.loaner,
+                                                                          c.total)
+        assert sc.month == timezone.localdate(sc.order.completed_at).replace(day=1)
     assert audit_verify().ok
 
 
