@@ -105,7 +105,7 @@ def _manage_nodes(user) -> list[Node]:
 # ================================================================ loaners
 
 def _chart(rows) -> dict:
-    return {"outlets": [r.node_name for r in rows],
+    return {"categories": [r.node_name for r in rows],
             "series": [{"name": str(label), "state": s, "colour": STATE_COLOURS[s],
                         "data": [r.counts.get(s, 0) for r in rows]} for s, label in LoanerState.choices]}
 

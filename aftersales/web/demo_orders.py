@@ -2073,13 +2073,11 @@ def _dependants(model, seen: set) -> list[tuple]:
     return out
 
 
-def orders_reset(progress_stream=None) -> int:
-    """Delete every work order and what hangs on them (events, photos, bookings, call-back
-    tasks, surveys …) with plain DELETEs, children first. The audit trail and the day
-    sequences are kept, so neither ids nor numbers are ever given out twice."""
-    steps = [*_dependants(WorkOrder, {WorkOrder}), (WorkOrder, None)]
+def delete_steps(steps: list[tuple], label: str, progress_stream=None) -> int:
+    """Run ``(model, None)`` as a plain DELETE of the model's table and ``(model, column)`` as
+    nulling that column, in order, in one transaction; returns the rows deleted."""
     total = 0
-    p = Progress(len(steps), "清除旧工单", progress_stream) if progress_stream is not None else None
+    p = Progress(len(steps), label, progress_stream) if progress_stream is not None else None
     with transaction.atomic(), connection.cursor() as cur:
         for m, column in steps:
             table = m._meta.db_table
@@ -2093,3 +2091,10 @@ def orders_reset(progress_stream=None) -> int:
     if p:
         p.finish()
     return total
+
+
+def orders_reset(progress_stream=None) -> int:
+    """Delete every work order and what hangs on them (events, photos, bookings, call-back
+    tasks, surveys …) with plain DELETEs, children first. The audit trail and the day
+    sequences are kept, so neither ids nor numbers are ever given out twice."""
+    return delete_steps([*_dependants(WorkOrder, {WorkOrder}), (WorkOrder, None)], "清除旧工单", progress_stream)

@@ -85,7 +85,16 @@ from aftersales.parts.models import (
 from aftersales.records.audit import GENESIS, entry_hash
 from aftersales.records.models import AuditEntry
 from aftersales.tickets.models import FaultCode, OrderEvent, OrderType, Status, WorkOrder
-from aftersales.web.demo_orders import _CANONICAL, _JSON, CACHE_KIB, _AuditRow, _dependants, _id_base, _Time
+from aftersales.web.demo_orders import (
+    _CANONICAL,
+    _JSON,
+    CACHE_KIB,
+    _AuditRow,
+    _dependants,
+    _id_base,
+    _Time,
+    delete_steps,
+)
 
 CREATE_ACTION = "demo.create"  # the catalog and the warehouses, as the demo command's reference data
 AUDIT_ACTION = "parts.demo_history"  # the final state of what the simulation made
@@ -342,21 +351,7 @@ def parts_reset(progress_stream=None) -> int:
     for m in _MODELS:
         steps += _dependants(m, seen)
         steps.append((m, None))
-    total = 0
-    p = Progress(len(steps), "清除配件数据", progress_stream) if progress_stream is not None else None
-    with transaction.atomic(), connection.cursor() as cur:
-        for m, column in steps:
-            table = m._meta.db_table
-            if column is None:
-                cur.execute(f"DELETE FROM {table}")
-                total += max(cur.rowcount, 0)
-            else:
-                cur.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IS NOT NULL")
-            if p:
-                p.advance()
-    if p:
-        p.finish()
-    return total
+    return delete_steps(steps, "清除配件数据", progress_stream)
 
 
 # ==================================================================== the builder

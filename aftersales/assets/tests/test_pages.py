@@ -45,7 +45,7 @@ def test_the_pool_page(aw):
     r = c.get("/assets/loaners/")
     assert r.status_code == 200
     html = r.content.decode()
-    assert 'data-chart="loaner-pool"' in html and "loaner-pool-data" in html
+    assert 'data-chart="stacked-bars"' in html and "loaner-pool-data" in html
     assert 'data-testid="overdue-loans"' in html and late.number in html
     assert 'data-testid="loan-candidates"' in html and o.number in html and 'data-testid="lend-form"' in html
     assert "BY-PD-001" in html and "BY-TH-001" not in html

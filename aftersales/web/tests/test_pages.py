@@ -141,7 +141,7 @@ def test_manager_figures_are_scoped(client, world):
     ctx = client.get(reverse("web:home")).context
     assert ctx["figures"]["customers"] == 2 and ctx["figures"]["units"] == 2
     body = client.get(reverse("web:home")).content.decode()
-    assert 'data-chart="units-by-state"' in body and "echarts.min.js" in body
+    assert 'data-chart="stacked-bars"' in body and "echarts.min.js" in body
 
 
 def test_technician_home_lists_own_certificates_and_skills(client, world):
