@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 from aftersales.catalog.models import Category
 from aftersales.catalog.warranty import add_months
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
+from aftersales.core.files import extension, sniff
 from aftersales.notifications.services import notify_users
 from aftersales.org.models import Employee, Node, NodeKind, RoleAssignment
 from aftersales.org.roles import Perm, Role
@@ -181,22 +182,12 @@ def _small_int(errs: ErrorCollector, field: str, v, lo: int, hi: int, *, require
     return v
 
 
-_MAGIC = {
-    "pdf": lambda h: h.startswith(b"%PDF-"),
-    "jpg": lambda h: h.startswith(b"\xff\xd8\xff"),
-    "png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
-}
+CERTIFICATE_KINDS = ("application/pdf", "image/jpeg", "image/png")
 
 
 def _file_type(upload) -> str | None:
-    """The type the file's first bytes show (the declared type is not trusted)."""
-    try:
-        upload.seek(0)
-        head = upload.read(16)
-        upload.seek(0)
-    except (AttributeError, OSError, ValueError):
-        return None
-    return next((kind for kind, test in _MAGIC.items() if test(head)), None)
+    kind = sniff(upload, CERTIFICATE_KINDS)
+    return extension(kind) if kind else None
 
 
 def _check_certificate(errs: ErrorCollector, field: str, upload) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
+from aftersales.core.files import IMAGES, extension, sniff
 from aftersales.customers.models import Address, Customer
 from aftersales.customers.selectors import unit_list_qs
 from aftersales.customers.services import outlet_for_district
@@ -241,22 +242,8 @@ def order_note(*, user, order_id: int, note: str) -> WorkOrder:
         return o
 
 
-_MAGIC = {
-    "image/jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
-    "image/png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
-    "image/webp": lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP",
-}
-
-
 def _image_type(upload) -> str | None:
-    """The image type the file's first bytes show (the declared type is not trusted)."""
-    try:
-        upload.seek(0)
-        head = upload.read(16)
-        upload.seek(0)
-    except (AttributeError, OSError, ValueError):
-        return None
-    return next((kind for kind, test in _MAGIC.items() if test(head)), None)
+    return sniff(upload, IMAGES)
 
 
 def _check_image(errs: ErrorCollector, field: str, upload) -> None:
@@ -288,7 +275,7 @@ def order_photo_add(*, user, order_id: int, upload, caption: str = "") -> OrderP
             raise ValidationFailed({"image": [_("每张工单最多 %(n)s 张照片。") % {"n": PHOTOS_PER_ORDER}]})
         now = timezone.now()
         ph = OrderPhoto(order=o, caption=caption, uploaded_by=user, uploaded_at=now)
-        ext = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}[_image_type(upload)]
+        ext = extension(_image_type(upload))
         ph.image.save(f"{o.number}-{secrets.token_hex(4)}.{ext}", upload, save=False)
         ph.save()
         workflow.event_append(o, actor=user, action="photo", at=now, from_status=o.status, to_status=o.status,
