@@ -43,6 +43,7 @@ from aftersales.core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from aftersales.core.sequences import next_in_day
 from aftersales.customers.models import Unit
 from aftersales.feedback.services import TOKEN_MAX, token_hash
 from aftersales.notifications.services import notify_customer, notify_users
@@ -904,16 +905,8 @@ def repair_gate(order: WorkOrder) -> Gate:
 # ================================================================ payments and refunds
 
 def next_receipt_no(day: dt.date) -> str:
-    """``SJ`` + YYYYMMDD + six digits, one sequence per day (an upsert, like work order numbers)."""
-    table = ReceiptSequence._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {table} (day, last) VALUES (%s, 1) "
-            f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [day],
-        )
-        n = cur.fetchone()[0]
-    return f"SJ{day:%Y%m%d}{n:06d}"
+    """``SJ`` + YYYYMMDD + six digits, one sequence per day (``core.sequences``)."""
+    return f"SJ{day:%Y%m%d}{next_in_day(ReceiptSequence, day):06d}"
 
 
 _PAYMENT_FIELDS = ("order_id", "quote_id", "receipt_no", "amount", "refunded", "method", "reference",

@@ -22,12 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
+from aftersales.core.sequences import next_in_day
 from aftersales.org.models import Employee, Node, NodeKind, RoleAssignment
 from aftersales.org.roles import Perm, Role
 from aftersales.org.scope import holds_at, principal
@@ -489,16 +490,8 @@ def reorder_set(*, user, warehouse_id, part_id, reorder_point, reorder_qty, now:
 # ---------------------------------------------------------------- transfers
 
 def next_transfer_number(day: dt.date) -> str:
-    """``DB`` + YYYYMMDD + five digits, one sequence per day (one upsert)."""
-    table = TransferSequence._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {table} (day, last) VALUES (%s, 1) "
-            f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [day],
-        )
-        n = cur.fetchone()[0]
-    return f"DB{day:%Y%m%d}{n:05d}"
+    """``DB`` + YYYYMMDD + five digits, one sequence per day (``core.sequences``)."""
+    return f"DB{day:%Y%m%d}{next_in_day(TransferSequence, day):05d}"
 
 
 @dataclass

@@ -9,12 +9,13 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
 from aftersales.core.files import IMAGES, extension, sniff
+from aftersales.core.sequences import next_in_day
 from aftersales.customers.models import Address, Customer
 from aftersales.customers.selectors import unit_list_qs
 from aftersales.customers.services import outlet_for_district
@@ -43,18 +44,8 @@ CONFIRMABLE = frozenset({Status.ON_SITE, Status.DIAGNOSING, Status.REPAIRING, St
 
 
 def next_number(day: dt.date) -> str:
-    """``GD`` + YYYYMMDD + six digits, one sequence per day: one upsert that increments and
-    returns the day's counter (row-locked by the database for its own short transaction when
-    called outside one, so concurrent intakes do not queue behind each other's work)."""
-    table = DailySequence._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {table} (day, last) VALUES (%s, 1) "
-            f"ON CONFLICT (day) DO UPDATE SET last = {table}.last + 1 RETURNING last",
-            [day],
-        )
-        n = cur.fetchone()[0]
-    return f"GD{day:%Y%m%d}{n:06d}"
+    """``GD`` + YYYYMMDD + six digits, one sequence per day (``core.sequences``)."""
+    return f"GD{day:%Y%m%d}{next_in_day(DailySequence, day):06d}"
 
 
 def _create_node(customer: Customer, address: Address | None):
