@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Case, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce, Greatest
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core import pagination
@@ -355,20 +354,26 @@ def _supplier_subquery(kind: str, node_ref: str):
                     .order_by("id").values("id")[:1])
 
 
-def _inbound_subquery():
-    return Subquery(TransferLine.objects.filter(
-        transfer__destination_id=OuterRef("warehouse_id"), part_id=OuterRef("part_id"),
-        transfer__status__in=OPEN_TRANSFER, transfer__defective=False)
-        .values("part_id").annotate(n=Sum("qty")).values("n")[:1], output_field=IntegerField())
+def _inbound(warehouse_ids=None) -> dict[tuple[int, int], int]:
+    """Good parts on their way in, per (destination warehouse, part): the lines of open transfers
+    (few at any time; found by the transfers' status index)."""
+    qs = TransferLine.objects.filter(transfer__status__in=OPEN_TRANSFER, transfer__defective=False)
+    if warehouse_ids is not None:
+        qs = qs.filter(transfer__destination_id__in=warehouse_ids)
+    return {(d, p): n for d, p, n in qs.values("transfer__destination_id", "part_id")
+            .annotate(n=Sum("qty")).values_list("transfer__destination_id", "part_id", "n")}
 
 
 def replenishment_suggestions(user, *, warehouse_id: int | None = None) -> list[Stock]:
     """Stock rows (with reorder settings) whose available quantity plus what is already on its
-    way in is at or below the reorder point, annotated with ``available``, ``inbound``,
-    ``suggested_qty`` (the reorder quantity, or more when that would not lift it above the
-    reorder point), ``supplier_id`` (the warehouse of the tier above, ``SUPPLIER_KIND``) and
-    ``supplier`` (loaded). Set-based: one query for the rows, one for the suppliers."""
+    way in is at or below the reorder point, annotated with ``free_qty``, ``inbound``,
+    ``position``, ``suggested_qty`` (the reorder quantity, or more when that would not lift it
+    above the reorder point), ``supplier_id`` (the warehouse of the tier above, ``SUPPLIER_KIND``)
+    and ``supplier`` (loaded). Set-based: one query for the candidate rows (available at or below
+    the reorder point: what is on its way in only lifts the position), one for what is on its way
+    in, one for the suppliers."""
     qs = _scoped(Stock.objects.filter(reorder_point__isnull=False), user, prefix="warehouse__")
+    wh = None
     if warehouse_id is not None:
         wh = warehouse_get(user, warehouse_id)
         qs = qs.filter(warehouse_id=wh.pk)
@@ -378,16 +383,19 @@ def replenishment_suggestions(user, *, warehouse_id: int | None = None) -> list[
             continue
         node_ref = "warehouse__node_id" if kind == WarehouseKind.VAN else "warehouse__node__parent_id"
         whens.append(When(warehouse__kind=kind, then=_supplier_subquery(sup, node_ref)))
-    qs = (qs.select_related("warehouse__node", "part")
-          .annotate(free_qty=F("on_hand") - F("reserved"),
-                    inbound=Coalesce(_inbound_subquery(), Value(0)))
-          .annotate(position=F("free_qty") + F("inbound"))
-          .filter(position__lte=F("reorder_point"))
-          .annotate(suggested_qty=Greatest(Coalesce(F("reorder_qty"), Value(0)),
-                                           F("reorder_point") + 1 - F("position")),
-                    supplier_id=Case(*whens, default=Value(None), output_field=IntegerField()))
-          .order_by("warehouse__code", "part__code"))
-    rows = list(qs)
+    candidates = list(qs.select_related("warehouse__node", "part")
+                      .annotate(free_qty=F("on_hand") - F("reserved"))
+                      .filter(free_qty__lte=F("reorder_point"))
+                      .annotate(supplier_id=Case(*whens, default=Value(None), output_field=IntegerField()))
+                      .order_by("warehouse__code", "part__code"))
+    inbound = _inbound([wh.pk] if wh is not None else None)
+    rows = []
+    for r in candidates:
+        r.inbound = inbound.get((r.warehouse_id, r.part_id), 0)
+        r.position = r.free_qty + r.inbound
+        if r.position <= r.reorder_point:
+            r.suggested_qty = max(r.reorder_qty or 0, r.reorder_point + 1 - r.position)
+            rows.append(r)
     suppliers = Warehouse.objects.in_bulk({r.supplier_id for r in rows if r.supplier_id})
     for r in rows:
         r.supplier = suppliers.get(r.supplier_id)
