@@ -1882,13 +1882,20 @@ class _AuditRow:
             setattr(self, k, v)
 
 
-@contextlib.contextmanager
 def _bulk_load():
     """On SQLite: one transaction for the whole load (SQLite has one writer anyway; a failure
-    leaves nothing behind), with a page cache large enough for the indexes the rows go into.
-    The secondary indexes of the big tables are dropped and built again at the end (the demo
-    command loads with a rollback journal, so the rows are in the database file by then).
-    Elsewhere: nothing — one transaction per chunk."""
+    leaves nothing behind), the big tables' secondary indexes built once at the end. Elsewhere:
+    nothing — one transaction per chunk."""
+    return indexes_dropped(["tickets_orderevent", "tickets_workorder", "records_auditentry", "feedback_survey",
+                            "feedback_callbacktask", "dispatch_booking", "notifications_message"])
+
+
+@contextlib.contextmanager
+def indexes_dropped(tables: list[str]):
+    """On SQLite, one transaction in which the tables' secondary (not unique) indexes are dropped
+    while the rows go in and built again after (a sorted build instead of row-by-row updates;
+    the demo command loads with a rollback journal, so the rows are in the database file by
+    then), with a page cache large enough for the indexes that stay. Elsewhere nothing."""
     if connection.vendor != "sqlite":
         yield
         return
@@ -1896,12 +1903,9 @@ def _bulk_load():
         cur.execute("PRAGMA cache_size")
         cache = cur.fetchone()[0]
         cur.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        # Secondary indexes of the big tables are built once at the end (a sorted build) rather
-        # than updated row by row.
-        cur.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE "
-            "'CREATE UNIQUE%%' AND tbl_name IN ('tickets_orderevent', 'tickets_workorder', 'records_auditentry', "
-            "'feedback_survey', 'feedback_callbacktask', 'dispatch_booking', 'notifications_message')")
+        names = ", ".join(f"'{t}'" for t in tables)
+        cur.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE "
+                    f"'CREATE UNIQUE%%' AND tbl_name IN ({names})")
         indexes = cur.fetchall()
         for name, _sql in indexes:
             cur.execute(f'DROP INDEX "{name}"')

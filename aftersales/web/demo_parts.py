@@ -44,7 +44,6 @@ The ledger itself (``Movement``, append-only, like the orders' events) has none.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import datetime as dt
 import enum
@@ -57,7 +56,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -88,12 +87,12 @@ from aftersales.tickets.models import FaultCode, OrderEvent, OrderType, Status, 
 from aftersales.web.demo_orders import (
     _CANONICAL,
     _JSON,
-    CACHE_KIB,
     _AuditRow,
     _dependants,
     _id_base,
     _Time,
     delete_steps,
+    indexes_dropped,
 )
 
 CREATE_ACTION = "demo.create"  # the catalog and the warehouses, as the demo command's reference data
@@ -1247,7 +1246,7 @@ class _Builder:
         all_tables = [*tables, (mov_table, movements), (audit_table, entries)]
         total = sum(len(rows) for _t, rows in all_tables)
         p = Progress(total, "配件数据", self.stream) if self.stream is not None else None
-        with _indexes_dropped([t.table for t, _r in all_tables if t.model is not AuditEntry]), \
+        with indexes_dropped([t.table for t, _r in all_tables if t.model is not AuditEntry]), \
                 connection.cursor() as cur:
             for t, rows in all_tables:
                 sql = f"INSERT INTO {t.table} ({', '.join(t.columns)}) VALUES ({', '.join(['%s'] * len(t.columns))})"
@@ -1298,32 +1297,6 @@ def _converter(f, fmt: _Time):
     if isinstance(f, models.JSONField):
         return lambda v: None if v is None else _JSON(v) if v else "[]" if isinstance(v, list) else _JSON(v)
     return None
-
-
-@contextlib.contextmanager
-def _indexes_dropped(tables: list[str]):
-    """On SQLite, the tables' secondary (not unique) indexes are dropped while the rows go in
-    and built again after (a sorted build instead of row-by-row updates), with a page cache
-    large enough for the indexes that stay (the audit trail's). Elsewhere nothing."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("PRAGMA cache_size")
-        cache = cur.fetchone()[0]
-        cur.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        names = ", ".join(f"'{t}'" for t in tables)
-        cur.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE "
-                    f"'CREATE UNIQUE%%' AND tbl_name IN ({names})")
-        indexes = cur.fetchall()
-        for name, _sql in indexes:
-            cur.execute(f'DROP INDEX "{name}"')
-        try:
-            yield
-            for _name, sql in indexes:  # (after a failure the rollback brings them back)
-                cur.execute(sql)
-        finally:
-            cur.execute(f"PRAGMA cache_size = {int(cache)}")
 
 
 def _brand_code(brand: str) -> str:
