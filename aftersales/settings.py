@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "aftersales.dispatch",
     "aftersales.feedback",
     "aftersales.charges",
+    "aftersales.quality",
     "aftersales.web",
     "aftersales.api",
 ]
@@ -136,6 +137,9 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-reminders": {"task": "aftersales.dispatch.tasks.appointment_reminders_task", "schedule": 300.0},
     "assets-sweep": {"task": "aftersales.assets.tasks.assets_sweep_task", "schedule": 3600.0},
     "parts-stock-alerts": {"task": "aftersales.parts.tasks.stock_alerts_task", "schedule": 900.0},
+    "quality-refresh": {"task": "aftersales.quality.tasks.quality_refresh_task", "schedule": 300.0},
+    "quality-actions-overdue": {"task": "aftersales.quality.tasks.actions_overdue_task", "schedule": 3600.0},
+    "quality-reports": {"task": "aftersales.quality.tasks.scheduled_reports_task", "schedule": 3600.0},
 }
 
 # Notifications: the channel class per kind of recipient. The default keeps every message in

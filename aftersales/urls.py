@@ -12,5 +12,6 @@ urlpatterns = [
     path("parts/", include("aftersales.parts.urls")),
     path("assets/", include("aftersales.assets.urls")),
     path("charges/", include("aftersales.charges.urls")),
+    path("quality/", include("aftersales.quality.urls")),
     path("", include("aftersales.web.urls")),
 ]

@@ -206,6 +206,9 @@ api.add_router("/feedback/", "aftersales.feedback.api.router")
 api.add_router("/parts/", "aftersales.parts.api.router")
 api.add_router("/assets/", "aftersales.assets.api.router")
 api.add_router("/charges/", "aftersales.charges.api.router")
+api.add_router("/quality/improve/", "aftersales.quality.api_improve.router")
+api.add_router("/quality/reports/", "aftersales.quality.api_reports.router")
+api.add_router("/quality/", "aftersales.quality.api.router")
 api.add_router("/notifications/", "aftersales.notifications.api.router")
 
 

@@ -300,7 +300,8 @@ class ServiceCost(models.Model):
         verbose_name = _("服务成本")
         verbose_name_plural = _("服务成本")
         indexes = [models.Index(fields=["node", "month"], name="service_cost_node_month_idx"),
-                   models.Index(fields=["month"], name="service_cost_month_idx")]
+                   models.Index(fields=["month"], name="service_cost_month_idx"),
+                   models.Index(fields=["computed_at"], name="service_cost_computed_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(parts__gte=0, labour__gte=0, travel__gte=0, loaner__gte=0),
                                    name="service_cost_not_negative"),

@@ -50,6 +50,8 @@ class Perm(models.TextChoices):
     CHARGE_HANDLE = "charge.handle", _("报价、收款与退款")
     ASSET_VIEW = "asset.view", _("查看备用机与工具仪器")
     ASSET_MANAGE = "asset.manage", _("管理备用机与工具仪器（借出、归还、校准）")
+    QUALITY_VIEW = "quality.view", _("查看质量指标、满意度分析、改进措施与质量报告")
+    QUALITY_MANAGE = "quality.manage", _("维护指标目标、销售数据与服务规范，发起和验证改进措施")
 
 
 P = Perm
@@ -58,18 +60,20 @@ _READ_CUSTOMERS = {P.ORG_VIEW, P.CUSTOMER_VIEW, P.CATALOG_VIEW}
 _MANAGE_ORDERS = {P.ORDER_VIEW, P.ORDER_HANDLE, P.ORDER_DISPATCH, P.NOTIFY_VIEW}
 # Managers run the stock, the charges and the loaner pool and tool register of their subtree.
 _MANAGE_THINGS = {P.PARTS_VIEW, P.PARTS_MANAGE, P.CHARGE_HANDLE, P.ASSET_VIEW, P.ASSET_MANAGE}
+# Managers and quality supervisors run the service by its figures (R-Q).
+_QUALITY = {P.QUALITY_VIEW, P.QUALITY_MANAGE}
 
 ROLE_PERMS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(_ALL),
     # Managers run the service by figures: they see customers, but masked.
     Role.HQ_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.ORG_EDIT, P.AUDIT_VIEW, P.CATALOG_EDIT,
-                                                   P.SLA_MANAGE} | _MANAGE_ORDERS | _MANAGE_THINGS),
+                                                   P.SLA_MANAGE} | _MANAGE_ORDERS | _MANAGE_THINGS | _QUALITY),
     Role.CENTRE_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.AUDIT_VIEW} | _MANAGE_ORDERS
-                                   | _MANAGE_THINGS),
+                                   | _MANAGE_THINGS | _QUALITY),
     # The outlet manager deals with its customers directly and may need to call them.
     Role.OUTLET_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.CUSTOMER_EDIT, P.CUSTOMER_PII,
-                                                      P.UNIT_EDIT, P.ORDER_CREATE} | _MANAGE_ORDERS
-                                   | _MANAGE_THINGS),
+                                                      P.UNIT_EDIT, P.ORDER_CREATE, P.QUALITY_VIEW}
+                                   | _MANAGE_ORDERS | _MANAGE_THINGS),
     # The agent takes the call: finds, creates and corrects customers and their units, records
     # the order and stays its owner (首问负责制), calls the customer back and closes it; tells
     # the customer whether a part is there, what the repair costs, and takes the payment.
@@ -86,7 +90,7 @@ ROLE_PERMS: dict[str, frozenset[str]] = {
     # Quality and training look at work and people, not at personal data; quality keeps the
     # instruments' calibration.
     Role.QUALITY: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.AUDIT_VIEW, P.ORDER_VIEW, P.PARTS_VIEW, P.ASSET_VIEW,
-                                               P.ASSET_MANAGE}),
+                                               P.ASSET_MANAGE} | _QUALITY),
     Role.TRAINER: frozenset({P.ORG_VIEW, P.STAFF_VIEW, P.CATALOG_VIEW}),
     # The customer's rights are over their own file only (see scope.customer_queryset).
     # They may also report a fault of their own unit (channel web/app).

@@ -254,6 +254,9 @@ class WorkOrder(models.Model):
             models.Index(fields=["owner", "status"], name="order_owner_status_idx"),
             models.Index(fields=["sla_state", "node"], name="order_sla_state_idx"),
             models.Index(fields=["type", "node"], name="order_type_node_idx"),
+            # the quality indicators: repeat repairs of a unit and fault, the incremental refresh
+            models.Index(fields=["unit", "fault_category", "created_at"], name="order_unit_fault_idx"),
+            models.Index(fields=["updated_at"], name="order_updated_idx"),
             # the sweep: open orders whose clock runs, by next deadline
             models.Index(fields=["response_due"], name="order_unresponded_due_idx",
                          condition=Q(responded_at__isnull=True)),

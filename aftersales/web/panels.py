@@ -11,7 +11,8 @@ from importlib import import_module
 from django.utils.safestring import SafeString, mark_safe
 
 # In the order the panels appear: the parts the repair needs, what it costs, the loaner.
-PANEL_APPS = ("aftersales.parts.panels", "aftersales.charges.panels", "aftersales.assets.panels")
+PANEL_APPS = ("aftersales.parts.panels", "aftersales.charges.panels", "aftersales.assets.panels",
+              "aftersales.quality.panels")
 
 
 def _collect(hook: str, *args) -> list[SafeString]:
