@@ -44,6 +44,8 @@ TEMPLATES = {
     "quote": _("【售后服务】工单 %(number)s 维修报价：合计 %(total)s 元，其中需您支付 %(due)s 元。请查看明细并确认：%(link)s（%(hours)s 小时内有效）。"),
     "quote_approved": _("工单 %(number)s：客户已确认报价 %(quote)s，可以开始维修。"),
     "quote_rejected": _("工单 %(number)s：客户已拒绝报价 %(quote)s，请与客户沟通。"),
+    # quality: an improvement action past its due date (to its owner and the node's managers)
+    "action_overdue": _("改进措施 %(number)s“%(title)s”（%(node)s，负责人 %(owner)s）已超过完成期限 %(due)s，请尽快处理。"),
 }
 
 

@@ -284,6 +284,20 @@ class Action(models.Model):
         return f"{self.number} {self.title}"
 
 
+class ActionSequence(models.Model):
+    """The last action number given out per day: ``GJ`` + date + a four-digit sequence."""
+
+    day = models.DateField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("改进措施编号序列")
+        verbose_name_plural = _("改进措施编号序列")
+
+    def __str__(self):
+        return f"{self.day} {self.last}"
+
+
 class ActionNote(models.Model):
     """Follow-up of an action: progress notes and status changes, in order."""
 
