@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from aftersales.catalog.models import Category, ProductModel
 from aftersales.core.errors import ErrorCollector, ValidationFailed
@@ -29,7 +28,7 @@ from aftersales.org.models import Employee, Node, NodeKind
 from aftersales.tickets.models import Channel, FaultCategory, OrderType
 
 from . import indicators, selectors
-from .indicators import DIM_LABELS, DIMS, GRAINS, GROUPS, HIGHER, INDICATORS, LOWER
+from .indicators import DIM_LABELS, DIMS, GRAINS, GROUPS, HIGHER, INDICATORS, LOWER, UNIT_SUFFIX
 
 # ---------------------------------------------------------------- periods
 
@@ -150,8 +149,6 @@ def check_code(code: str | None, field: str = "code", *, errors: ErrorCollector 
 
 STATUS_COLOURS = {"green": "#16a34a", "amber": "#d97706", "red": "#dc2626", "": "#3b82f6"}
 STATUS_LABELS = {"green": _("达标"), "amber": _("接近目标"), "red": _("未达标"), "": _("无目标")}
-UNIT_SUFFIX = {"%": "%", "‰": "‰", "min": pgettext_lazy("unit", " 分钟"), "h": pgettext_lazy("unit", " 小时"),
-               "score": pgettext_lazy("unit", " 分"), "count": ""}
 # Shown on the dashboard for every child node (the comparison table).
 COMPARE_CODES = ("orders", "response_on_time_rate", "handled_24h_rate", "resolved_48h_rate", "ftf_rate",
                  "repeat_30_rate", "sat_overall", "complaint_rate", "cost_share", "sla_breaches")

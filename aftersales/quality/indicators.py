@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # ---------------------------------------------------------------- measures
 
@@ -283,6 +284,9 @@ DIM_LABELS = {
     "channel": _("渠道"), "type": _("工单类型"), "slot": _("受理时段（星期×小时）"),
 }
 GRAINS = ("day", "week", "month", "quarter", "year")
+# What follows a value of each unit when it is shown ("96.5%", "38 分钟").
+UNIT_SUFFIX = {"%": "%", "‰": "‰", "min": pgettext_lazy("unit", " 分钟"), "h": pgettext_lazy("unit", " 小时"),
+               "score": pgettext_lazy("unit", " 分"), "count": ""}
 
 
 def get(code: str) -> Indicator:

@@ -43,7 +43,7 @@ from aftersales.org.scope import scoped
 from aftersales.records.audit import audit_record
 
 from . import indicators, selectors
-from .indicators import HIGHER, INDICATORS, SAT_DIMS, Indicator
+from .indicators import HIGHER, INDICATORS, SAT_DIMS, UNIT_SUFFIX, Indicator
 from .models import Action, ActionStatus, Report, ReportKind, ReportStatus
 
 logger = logging.getLogger(__name__)
@@ -460,14 +460,13 @@ def _local(d: dt.date) -> dt.datetime:
 
 # ---------------------------------------------------------------- formatting and the summary text
 
-UNIT_SUFFIX = {"%": "%", "‰": "‰", "min": " 分钟", "h": " 小时", "score": " 分", "count": ""}
 
 
 def fmt(ind: Indicator, v: float | None, *, unit: bool = True) -> str:
     if v is None:
         return "—"
     text = f"{v:,.{ind.decimals}f}"
-    return text + (UNIT_SUFFIX.get(ind.unit, "") if unit else "")
+    return text + (str(UNIT_SUFFIX.get(ind.unit, "")) if unit else "")
 
 
 def fmt_change(line: Line) -> str:
@@ -475,7 +474,7 @@ def fmt_change(line: Line) -> str:
     if c is None:
         return "—"
     text = f"{c:+,.{line.ind.decimals}f}"
-    return text + (_t(" 个百分点") if line.ind.unit == "%" else UNIT_SUFFIX.get(line.ind.unit, ""))
+    return text + (_t(" 个百分点") if line.ind.unit == "%" else str(UNIT_SUFFIX.get(line.ind.unit, "")))
 
 
 def fmt_target(line: Line) -> str:

@@ -289,7 +289,7 @@ def action_new(request):
             f = ctx["figure"]
             form["problem"] = _("%(node)s %(start)s 至 %(end)s 的“%(label)s”为 %(value)s%(unit)s（目标 %(target)s）。") % {
                 "node": ctx["node"].name, "start": f["start"], "end": f["end"], "label": f["indicator"].label,
-                "value": "—" if f["value"] is None else f["value"], "unit": f["indicator"].unit,
+                "value": "—" if f["value"] is None else f["value"], "unit": indicators.UNIT_SUFFIX.get(f["indicator"].unit, ""),
                 "target": "—" if f["target"] is None else f["target"]}
         return render(request, "quality/actions_new.html", ctx)
     p = request.POST
