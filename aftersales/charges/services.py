@@ -44,6 +44,7 @@ from aftersales.core.errors import (
     ValidationFailed,
 )
 from aftersales.core.sequences import next_in_day
+from aftersales.core.validators import date_field
 from aftersales.customers.models import Unit
 from aftersales.feedback.services import TOKEN_MAX, token_hash
 from aftersales.notifications.services import notify_customer, notify_users
@@ -173,22 +174,7 @@ def _text(errs: ErrorCollector, field: str, v, max_len: int, *, required: bool =
 
 
 def _date(errs: ErrorCollector, field: str, v, *, required: bool = True) -> dt.date | None:
-    if v is None or v == "":
-        if required:
-            errs.add(field, _("请填写日期。"))
-        return None
-    if isinstance(v, dt.datetime):
-        errs.add(field, _("日期格式不正确，应为 YYYY-MM-DD。"))
-        return None
-    if isinstance(v, dt.date):
-        return v
-    if isinstance(v, str):
-        try:
-            return dt.date.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    errs.add(field, _("日期格式不正确，应为 YYYY-MM-DD。"))
-    return None
+    return date_field(errs, field, v, required=required)
 
 
 def _is_id(v) -> bool:

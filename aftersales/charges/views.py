@@ -184,7 +184,7 @@ def _next(request, order_id: int) -> str:
 def _fail(request, order_id: int, e: DomainError) -> HttpResponse:
     if isinstance(e, NotFound):
         raise Http404(str(e.message))
-    return render(request, "charges/form_error.html",
+    return render(request, "web/form_error.html",
                   {"errors": _errors(e), "back": _next(request, order_id)}, status=e.status)
 
 
@@ -295,7 +295,7 @@ def receipt_view(request, order_id: int, payment_id: int):
     try:
         data = receipt.receipt_pdf(p, user=request.user)
     except receipt.ReceiptFontMissing as e:
-        return render(request, "charges/form_error.html", {"errors": [str(e.message)],
+        return render(request, "web/form_error.html", {"errors": [str(e.message)],
                                                            "back": _order_url(order_id, False)}, status=503)
     resp = HttpResponse(data, content_type="application/pdf")
     resp["Content-Disposition"] = f'inline; filename="{p.receipt_no}.pdf"'

@@ -59,3 +59,21 @@ def parse_date(value) -> dt.date | None:
         return value
     text = str(value).strip()
     return dt.date.fromisoformat(text) if text else None
+
+
+def date_field(errs, field: str, v, *, required: bool) -> dt.date | None:
+    """A date field of a service's input (a ``date`` or "YYYY-MM-DD"; a datetime is refused),
+    reporting a missing or malformed value on ``errs`` (an ``ErrorCollector``) under ``field``."""
+    if v is None or v == "":
+        if required:
+            errs.add(field, _("请填写日期。"))
+        return None
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v.strip())
+        except ValueError:
+            pass
+    errs.add(field, DATE_FORMAT_ERROR)
+    return None

@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from aftersales.catalog.models import ProductModel
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
 from aftersales.core.sequences import next_in_day
+from aftersales.core.validators import date_field
 from aftersales.imports.tabular import Column, Row
 from aftersales.notifications.services import notify_users
 from aftersales.org.models import Node, NodeKind, RoleAssignment
@@ -107,22 +108,7 @@ def _text(errs: ErrorCollector, field: str, v, max_len: int, *, required: bool =
 
 
 def _date(errs: ErrorCollector, field: str, v, *, required: bool = False) -> dt.date | None:
-    if v is None or v == "":
-        if required:
-            errs.add(field, _("请填写日期。"))
-        return None
-    if isinstance(v, dt.datetime):
-        errs.add(field, _("日期格式不正确，应为 YYYY-MM-DD。"))
-        return None
-    if isinstance(v, dt.date):
-        return v
-    if isinstance(v, str):
-        try:
-            return dt.date.fromisoformat(v.strip())
-        except ValueError:
-            pass
-    errs.add(field, _("日期格式不正确，应为 YYYY-MM-DD。"))
-    return None
+    return date_field(errs, field, v, required=required)
 
 
 def _number(errs: ErrorCollector, field: str, v, *, required: bool = True) -> Decimal | None:

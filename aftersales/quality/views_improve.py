@@ -103,7 +103,7 @@ def _page(qs, ordering, cursor, limit: int = PAGE_SIZE):
 
 
 def _fail(request, e: DomainError, back: str, status: int | None = None) -> HttpResponse:
-    return render(request, "quality/actions_form_error.html",
+    return render(request, "web/form_error.html",
                   {"errors": [m for msgs in _errors(e).values() for m in msgs], "back": back},
                   status=status or e.status)
 
