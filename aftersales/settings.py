@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "aftersales.feedback",
     "aftersales.charges",
     "aftersales.quality",
+    "aftersales.staff",
     "aftersales.web",
     "aftersales.api",
 ]
@@ -140,6 +141,7 @@ CELERY_BEAT_SCHEDULE = {
     "quality-refresh": {"task": "aftersales.quality.tasks.quality_refresh_task", "schedule": 300.0},
     "quality-actions-overdue": {"task": "aftersales.quality.tasks.actions_overdue_task", "schedule": 3600.0},
     "quality-reports": {"task": "aftersales.quality.tasks.scheduled_reports_task", "schedule": 3600.0},
+    "staff-reminders": {"task": "aftersales.staff.tasks.staff_reminders_task", "schedule": 3600.0},
 }
 
 # Notifications: the channel class per kind of recipient. The default keeps every message in

@@ -13,5 +13,6 @@ urlpatterns = [
     path("assets/", include("aftersales.assets.urls")),
     path("charges/", include("aftersales.charges.urls")),
     path("quality/", include("aftersales.quality.urls")),
+    path("team/", include("aftersales.staff.urls")),
     path("", include("aftersales.web.urls")),
 ]

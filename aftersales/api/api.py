@@ -209,6 +209,8 @@ api.add_router("/charges/", "aftersales.charges.api.router")
 api.add_router("/quality/improve/", "aftersales.quality.api_improve.router")
 api.add_router("/quality/reports/", "aftersales.quality.api_reports.router")
 api.add_router("/quality/", "aftersales.quality.api.router")
+api.add_router("/staff/appraisal/", "aftersales.staff.api_appraisal.router")
+api.add_router("/staff/training/", "aftersales.staff.api_training.router")
 api.add_router("/notifications/", "aftersales.notifications.api.router")
 
 

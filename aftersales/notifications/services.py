@@ -45,6 +45,8 @@ TEMPLATES = {
     "quote_approved": _("工单 %(number)s：客户已确认报价 %(quote)s，可以开始维修。"),
     "quote_rejected": _("工单 %(number)s：客户已拒绝报价 %(quote)s，请与客户沟通。"),
     # quality: an improvement action past its due date (to its owner and the node's managers)
+    # staff: appraisal steps due (to each reviewer, once per cycle and step)
+    "appraisal_review_due": _("绩效考核 %(cycle)s：您有 %(n)s 份考核表待完成“%(step)s”，截止日期 %(due)s，请及时处理。"),
     "action_overdue": _("改进措施 %(number)s“%(title)s”（%(node)s，负责人 %(owner)s）已超过完成期限 %(due)s，请尽快处理。"),
 }
 

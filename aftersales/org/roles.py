@@ -52,6 +52,10 @@ class Perm(models.TextChoices):
     ASSET_MANAGE = "asset.manage", _("管理备用机与工具仪器（借出、归还、校准）")
     QUALITY_VIEW = "quality.view", _("查看质量指标、满意度分析、改进措施与质量报告")
     QUALITY_MANAGE = "quality.manage", _("维护指标目标、销售数据与服务规范，发起和验证改进措施")
+    APPRAISAL_REVIEW = "appraisal.review", _("评审下属的绩效考核（上级、部门、公司评价）")
+    APPRAISAL_MANAGE = "appraisal.manage", _("维护考核方案，开启、校准、锁定和发布考核周期")
+    TRAINING_VIEW = "training.view", _("查看培训计划、培训记录与证书")
+    TRAINING_MANAGE = "training.manage", _("维护课程与培训场次，记录出勤与考试成绩")
 
 
 P = Perm
@@ -62,18 +66,21 @@ _MANAGE_ORDERS = {P.ORDER_VIEW, P.ORDER_HANDLE, P.ORDER_DISPATCH, P.NOTIFY_VIEW}
 _MANAGE_THINGS = {P.PARTS_VIEW, P.PARTS_MANAGE, P.CHARGE_HANDLE, P.ASSET_VIEW, P.ASSET_MANAGE}
 # Managers and quality supervisors run the service by its figures (R-Q).
 _QUALITY = {P.QUALITY_VIEW, P.QUALITY_MANAGE}
+# Managers appraise their people and see their training (R-PERF, R-TRN).
+_PEOPLE = {P.APPRAISAL_REVIEW, P.TRAINING_VIEW}
 
 ROLE_PERMS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(_ALL),
     # Managers run the service by figures: they see customers, but masked.
     Role.HQ_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.ORG_EDIT, P.AUDIT_VIEW, P.CATALOG_EDIT,
-                                                   P.SLA_MANAGE} | _MANAGE_ORDERS | _MANAGE_THINGS | _QUALITY),
+                                                   P.SLA_MANAGE} | _MANAGE_ORDERS | _MANAGE_THINGS | _QUALITY
+                                                  | _PEOPLE | {P.APPRAISAL_MANAGE, P.TRAINING_MANAGE}),
     Role.CENTRE_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.AUDIT_VIEW} | _MANAGE_ORDERS
-                                   | _MANAGE_THINGS | _QUALITY),
+                                   | _MANAGE_THINGS | _QUALITY | _PEOPLE | {P.APPRAISAL_MANAGE}),
     # The outlet manager deals with its customers directly and may need to call them.
     Role.OUTLET_MANAGER: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.STAFF_EDIT, P.CUSTOMER_EDIT, P.CUSTOMER_PII,
                                                       P.UNIT_EDIT, P.ORDER_CREATE, P.QUALITY_VIEW}
-                                   | _MANAGE_ORDERS | _MANAGE_THINGS),
+                                   | _MANAGE_ORDERS | _MANAGE_THINGS | _PEOPLE),
     # The agent takes the call: finds, creates and corrects customers and their units, records
     # the order and stays its owner (首问负责制), calls the customer back and closes it; tells
     # the customer whether a part is there, what the repair costs, and takes the payment.
@@ -90,8 +97,8 @@ ROLE_PERMS: dict[str, frozenset[str]] = {
     # Quality and training look at work and people, not at personal data; quality keeps the
     # instruments' calibration.
     Role.QUALITY: frozenset(_READ_CUSTOMERS | {P.STAFF_VIEW, P.AUDIT_VIEW, P.ORDER_VIEW, P.PARTS_VIEW, P.ASSET_VIEW,
-                                               P.ASSET_MANAGE} | _QUALITY),
-    Role.TRAINER: frozenset({P.ORG_VIEW, P.STAFF_VIEW, P.CATALOG_VIEW}),
+                                               P.ASSET_MANAGE} | _QUALITY | {P.TRAINING_VIEW}),
+    Role.TRAINER: frozenset({P.ORG_VIEW, P.STAFF_VIEW, P.CATALOG_VIEW, P.TRAINING_VIEW, P.TRAINING_MANAGE}),
     # The customer's rights are over their own file only (see scope.customer_queryset).
     # They may also report a fault of their own unit (channel web/app).
     Role.CUSTOMER: frozenset({P.CATALOG_VIEW}),

@@ -12,7 +12,8 @@ import ast
 from pathlib import Path
 
 LAYERS = ["core", "records", "catalog", "org", "customers", "imports", "notifications", "tickets", "parts",
-          "assets", "dispatch", "feedback", "charges", "quality"]
+          "assets", "dispatch", "feedback", "charges", "quality",
+          "staff"]
 TOP = {"web", "api"}
 ROOT = Path(__file__).resolve().parents[2]  # the aftersales package
 

@@ -44,6 +44,7 @@ from aftersales.org.roles import Role
 from aftersales.quality import demo as quality_demo
 from aftersales.records.audit import audit_record_created_bulk
 from aftersales.records.models import AuditEntry
+from aftersales.staff import demo as staff_demo
 from aftersales.tickets.fault_catalog import ensure_fault_catalog
 from aftersales.web.demo_orders import build_order_history, orders_for_units, orders_reset
 from aftersales.web.demo_parts import build_parts, parts_reset
@@ -398,8 +399,8 @@ def _delete(qs: models.QuerySet) -> int:
 def demo_reset(progress_stream=None) -> int:
     """Delete what the demo creates (work orders, organisation, catalogue, staff, customer file,
     the demo users), children first. The audit trail is append-only and is kept."""
-    reset_first = ((quality_demo.reset() or 0) + (charges_demo.reset() or 0) + (assets_demo.reset() or 0)
-                   + parts_reset(progress_stream))
+    reset_first = ((staff_demo.reset() or 0) + (quality_demo.reset() or 0) + (charges_demo.reset() or 0)
+                   + (assets_demo.reset() or 0) + parts_reset(progress_stream))
     orders_deleted = orders_reset(progress_stream) + reset_first
     user_model = get_user_model()
     user_ids = set(Employee.objects.values_list("user_id", flat=True))
@@ -948,10 +949,11 @@ class Command(BaseCommand):
         "载入演示数据（确定性，按 --seed）：总部、3 个区域服务中心、24 个服务网点及其服务区域、部门、"
         "产品类别/型号/三包政策、180 名技术支持工程师及证书、客户、地址、产品与维修记录，以及近六个月的工单"
         "（受理、派工、上门、维修、回访、投诉、重开与超时升级的完整经过）和服务质量数据（服务规范检查、销售额、"
-        "型号销量、指标目标、改进措施与指标预汇总）。"
+        "型号销量、指标目标、改进措施与指标预汇总），以及培训记录与六个已发布的月度绩效考核周期。"
         f"演示登录（密码均为 {DEMO_PASSWORD}）：admin, hq_manager, centre_manager, outlet_manager, agent, "
         "dispatcher, technician, quality, trainer, customer。"
-        "Loads deterministic demo data, with six months of work orders and their quality data. Demo log-ins (password demo1234): "
+        "Loads deterministic demo data, with six months of work orders, their quality data, a training history "
+        "and six published monthly appraisal cycles. Demo log-ins (password demo1234): "
         "admin, hq_manager, centre_manager, outlet_manager, agent, dispatcher, technician, quality, trainer, "
         "customer. Refuses a non-empty "
         "database unless --reset (which deletes the organisation, catalogue, staff, customer file and the demo "
@@ -1000,7 +1002,7 @@ class Command(BaseCommand):
                     for label, n in history.counts.items():
                         loader.counts[label] = loader.counts.get(label, 0) + n
                     more = [build_parts(seed=seed, today=loader.today, now=timezone.now(), progress_stream=stream)]
-                    for build in (assets_demo.build, charges_demo.build, quality_demo.build):
+                    for build in (assets_demo.build, charges_demo.build, quality_demo.build, staff_demo.build):
                         more.append(build(seed=seed, today=loader.today, progress_stream=stream))
                     for counts in more:
                         for label, n in (counts or {}).items():
