@@ -77,3 +77,22 @@ def date_field(errs, field: str, v, *, required: bool) -> dt.date | None:
             pass
     errs.add(field, DATE_FORMAT_ERROR)
     return None
+
+
+def text_field(errs, field: str, v, max_len: int, *, required: bool = False) -> str:
+    """A text field of a service's input, stripped; reports a non-string, a NUL character, a
+    missing required value or more than ``max_len`` characters on ``errs`` under ``field``."""
+    if v is None:
+        v = ""
+    if not isinstance(v, str):
+        errs.add(field, _("请输入文本。"))
+        return ""
+    v = v.strip()
+    if "\x00" in v:
+        errs.add(field, _("不能包含空字符。"))
+        return ""
+    if required and not v:
+        errs.add(field, _("请填写此项。"))
+    elif len(v) > max_len:
+        errs.add(field, _("不能超过 %(n)s 个字符。") % {"n": max_len})
+    return v

@@ -32,7 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from aftersales.catalog.models import ProductModel
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
 from aftersales.core.sequences import next_in_day
-from aftersales.core.validators import date_field
+from aftersales.core.validators import date_field, text_field
 from aftersales.imports.tabular import Column, Row
 from aftersales.notifications.services import notify_users
 from aftersales.org.models import Node, NodeKind, RoleAssignment
@@ -90,21 +90,6 @@ def _as_id(v):
     return getattr(v, "pk", v)
 
 
-def _text(errs: ErrorCollector, field: str, v, max_len: int, *, required: bool = False) -> str:
-    if v is None:
-        v = ""
-    if not isinstance(v, str):
-        errs.add(field, _("请输入文本。"))
-        return ""
-    v = v.strip()
-    if "\x00" in v:
-        errs.add(field, _("不能包含空字符。"))
-        return ""
-    if required and not v:
-        errs.add(field, _("请填写此项。"))
-    elif len(v) > max_len:
-        errs.add(field, _("不能超过 %(n)s 个字符。") % {"n": max_len})
-    return v
 
 
 def _date(errs: ErrorCollector, field: str, v, *, required: bool = False) -> dt.date | None:
@@ -280,7 +265,7 @@ def _whys(errs: ErrorCollector, v) -> list[str]:
     out = []
     for i, w in enumerate(v):
         field = f"whys[{i}]"
-        text = _text(errs, field, w, WHY_MAX)
+        text = text_field(errs, field, w, WHY_MAX)
         if field not in errs.errors and not text:
             errs.add(field, _("请填写这一问的回答，或删去它。"))
         out.append(text)
@@ -322,7 +307,7 @@ def _fault_tree(errs: ErrorCollector, v) -> list[dict]:
         else:
             errs.add(f"fault_tree[{i}].parent", _("上级事件编号不正确。"))
             parent, ok = "", False
-        text = _text(errs, f"fault_tree[{i}].text", item.get("text"), TREE_TEXT_MAX, required=True)
+        text = text_field(errs, f"fault_tree[{i}].text", item.get("text"), TREE_TEXT_MAX, required=True)
         nodes.append({"id": nid, "parent": parent, "text": text})
     if not ok or not nodes:
         return nodes
@@ -377,14 +362,14 @@ def _owner(errs: ErrorCollector, owner_id, node: Node | None):
 
 
 def _indicator_fields(errs: ErrorCollector, *, indicator, dim, key, required: bool) -> tuple[str, str, str]:
-    code = _text(errs, "indicator", indicator, 40)
+    code = text_field(errs, "indicator", indicator, 40)
     if not code:
         if required:
             errs.add("indicator", _("请选择要改进的指标。"))
     elif code not in indicators.INDICATORS:
         errs.add("indicator", _("未知的指标：%(code)s。") % {"code": code})
-    dim = _text(errs, "dim", dim, 10)
-    key = _text(errs, "key", key, KEY_MAX)
+    dim = text_field(errs, "dim", dim, 10)
+    key = text_field(errs, "key", key, KEY_MAX)
     if dim and dim not in indicators.DIMS:
         errs.add("dim", _("未知的维度：%(dim)s。") % {"dim": dim})
     elif dim and not key:
@@ -449,10 +434,10 @@ def action_raise(*, user, title, problem, owner_id, due_on, source: str = Action
     end = _date(errs, "period_to", period_to)
     if start and end and end < start:
         errs.add("period_to", _("截止日期不能早于开始日期。"))
-    title = _text(errs, "title", title, TITLE_MAX, required=True)
-    problem = _text(errs, "problem", problem, TEXT_MAX, required=True)
-    root_cause = _text(errs, "root_cause", root_cause, TEXT_MAX)
-    plan = _text(errs, "plan", plan, TEXT_MAX)
+    title = text_field(errs, "title", title, TITLE_MAX, required=True)
+    problem = text_field(errs, "problem", problem, TEXT_MAX, required=True)
+    root_cause = text_field(errs, "root_cause", root_cause, TEXT_MAX)
+    plan = text_field(errs, "plan", plan, TEXT_MAX)
     whys = _whys(errs, whys)
     tree = _fault_tree(errs, fault_tree)
     owner = _owner(errs, owner_id, node)
@@ -504,15 +489,15 @@ def action_update(*, user, action_id, title=_UNSET, problem=_UNSET, whys=_UNSET,
         errs = ErrorCollector()
         changes: dict = {}
         if title is not _UNSET:
-            changes["title"] = _text(errs, "title", title, TITLE_MAX, required=True)
+            changes["title"] = text_field(errs, "title", title, TITLE_MAX, required=True)
         if problem is not _UNSET:
-            changes["problem"] = _text(errs, "problem", problem, TEXT_MAX, required=True)
+            changes["problem"] = text_field(errs, "problem", problem, TEXT_MAX, required=True)
         if root_cause is not _UNSET:
-            changes["root_cause"] = _text(errs, "root_cause", root_cause, TEXT_MAX)
+            changes["root_cause"] = text_field(errs, "root_cause", root_cause, TEXT_MAX)
         if plan is not _UNSET:
-            changes["plan"] = _text(errs, "plan", plan, TEXT_MAX)
+            changes["plan"] = text_field(errs, "plan", plan, TEXT_MAX)
         if result_note is not _UNSET:
-            changes["result_note"] = _text(errs, "result_note", result_note, TEXT_MAX)
+            changes["result_note"] = text_field(errs, "result_note", result_note, TEXT_MAX)
         if whys is not _UNSET:
             changes["whys"] = _whys(errs, whys)
         if fault_tree is not _UNSET:
@@ -556,7 +541,7 @@ def action_note(*, user, action_id, text, now: dt.datetime | None = None) -> Act
     """A progress note (the owner, whoever raised it, or ``quality.manage`` over the node)."""
     now = now or timezone.now()
     errs = ErrorCollector()
-    text = _text(errs, "text", text, NOTE_MAX, required=True)
+    text = text_field(errs, "text", text, NOTE_MAX, required=True)
     errs.raise_if_any()
     with transaction.atomic():
         a = _lock_action(user, action_id)
@@ -581,7 +566,7 @@ def action_move(*, user, action_id, move: str, note: str = "", now: dt.datetime 
     if m is None:
         raise ValidationFailed({"move": [_("无效的操作。")]})
     errs = ErrorCollector()
-    note = _text(errs, "note", note, NOTE_MAX, required=m.needs_note)
+    note = text_field(errs, "note", note, NOTE_MAX, required=m.needs_note)
     errs.raise_if_any()
     with transaction.atomic():
         a = _lock_action(user, action_id)
@@ -662,7 +647,7 @@ def norm_check_answer(*, user, order_id, answers, note: str = "", now: dt.dateti
     technician is on site and once the work is completed, not after the call-back."""
     now = now or timezone.now()
     errs = ErrorCollector()
-    note = _text(errs, "note", note, 300)
+    note = text_field(errs, "note", note, 300)
     items = reads.norm_items()
     codes = [i.code for i in items]
     clean: dict[str, bool] = {}
@@ -724,14 +709,14 @@ def norm_item_save(*, user, item_id=None, code: str = "", text, text_en: str = "
         if item is None:
             raise NotFound()
     else:
-        code = _text(errs, "code", code, 30, required=True).upper()
+        code = text_field(errs, "code", code, 30, required=True).upper()
         if code and "code" not in errs.errors:
             if not NORM_CODE.match(code):
                 errs.add("code", _("编码须以字母开头，只含大写字母、数字和下划线。"))
             elif NormItem.objects.filter(code=code).exists():
                 errs.add("code", _("编码 %(code)s 已存在。") % {"code": code})
-    text = _text(errs, "text", text, 200, required=True)
-    text_en = _text(errs, "text_en", text_en, 200)
+    text = text_field(errs, "text", text, 200, required=True)
+    text_en = text_field(errs, "text_en", text_en, 200)
     pos = None
     if position not in (None, ""):
         try:

@@ -35,7 +35,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
-from aftersales.core.validators import date_field
+from aftersales.core.validators import date_field, text_field
 from aftersales.notifications.models import Message
 from aftersales.notifications.services import notify_users
 from aftersales.org.models import Employee, Node, NodeKind, RoleAssignment
@@ -126,21 +126,6 @@ def _as_id(v):
     return v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_ID else None
 
 
-def _text(errs: ErrorCollector, field: str, v, max_len: int, *, required: bool = False) -> str:
-    if v is None:
-        v = ""
-    if not isinstance(v, str):
-        errs.add(field, _("请输入文本。"))
-        return ""
-    v = v.strip()
-    if "\x00" in v:
-        errs.add(field, _("不能包含空字符。"))
-        return ""
-    if required and not v:
-        errs.add(field, _("请填写此项。"))
-    elif len(v) > max_len:
-        errs.add(field, _("不能超过 %(n)s 个字符。") % {"n": max_len})
-    return v
 
 
 def _number(errs: ErrorCollector, field: str, v, *, lo=None, hi=None, required: bool = True,
@@ -299,7 +284,7 @@ def _items(errs: ErrorCollector, items) -> list[dict]:
             errs.add(f"{f}.code", _("编码重复。"))
         else:
             codes.add(code)
-        label = _text(errs, f"{f}.label", it.get("label"), LABEL_MAX, required=True)
+        label = text_field(errs, f"{f}.label", it.get("label"), LABEL_MAX, required=True)
         group = _choice(errs, f"{f}.group", it.get("group"), Group)
         kind = _choice(errs, f"{f}.kind", it.get("kind"), ItemKind)
         source, step = it.get("source") or "", it.get("step") or ""
@@ -344,7 +329,7 @@ def scheme_version_create(*, user, role, valid_from, items, note: str = "") -> S
     if role not in ROLE_PRIORITY:
         errs.add("role", _("不是可考核的角色。"))
     start = date_field(errs, "valid_from", valid_from, required=True)
-    note = _text(errs, "note", note, NOTE_MAX)
+    note = text_field(errs, "note", note, NOTE_MAX)
     rows = _items(errs, items)
     if start is not None:
         latest = Cycle.objects.aggregate(m=Max("period_start"))["m"]
@@ -670,7 +655,7 @@ def review_submit(*, user, sheet_id, step, scores, comment: str = "", now: dt.da
         if sheet.step != step:
             raise Conflict(_("当前环节为“%(step)s”，须按顺序评审。") % {"step": Step(sheet.step).label})
         errs = ErrorCollector()
-        comment = _text(errs, "comment", comment, COMMENT_MAX)
+        comment = text_field(errs, "comment", comment, COMMENT_MAX)
         mine = {s.item.code: s for s in SheetScore.objects.filter(sheet=sheet, item__kind=ItemKind.MANUAL,
                                                                   item__step=step).select_related("item")}
         given = {}
@@ -721,7 +706,7 @@ def calibrate(*, user, sheet_id, adjustment, comment, now: dt.datetime | None = 
             raise Conflict(_("各评审环节完成后才能校准（当前环节：%(step)s）。") % {"step": Step(sheet.step).label})
         errs = ErrorCollector()
         adj = _number(errs, "adjustment", adjustment, lo=-100, hi=100)
-        comment = _text(errs, "comment", comment, COMMENT_MAX, required=True)
+        comment = text_field(errs, "comment", comment, COMMENT_MAX, required=True)
         errs.raise_if_any()
         before = snapshot(sheet, ("total",))
         dl = sheet.cycle.deadlines.get(Step.CALIBRATION)
@@ -928,8 +913,8 @@ def _goals(errs: ErrorCollector, goals) -> list[dict]:
         if not isinstance(g, dict):
             errs.add(f"goals[{i}]", _("格式不正确，应为对象。"))
             continue
-        text = _text(errs, f"goals[{i}].text", g.get("text"), GOAL_TEXT_MAX, required=True)
-        measure = _text(errs, f"goals[{i}].measure", g.get("measure"), LABEL_MAX)
+        text = text_field(errs, f"goals[{i}].text", g.get("text"), GOAL_TEXT_MAX, required=True)
+        measure = text_field(errs, f"goals[{i}].measure", g.get("measure"), LABEL_MAX)
         due = date_field(errs, f"goals[{i}].due", g.get("due"), required=False)
         out.append({"text": text, "measure": measure, "due": due.isoformat() if due else None})
     return out
@@ -950,7 +935,7 @@ def plan_update(*, user, plan_id, goals=None, status=None, follow_up=None, now: 
         errs = ErrorCollector()
         new_goals = _goals(errs, goals) if goals is not None else None
         new_status = _choice(errs, "status", status, PlanStatus) if status is not None else None
-        note = _text(errs, "follow_up", follow_up, COMMENT_MAX, required=True) if follow_up is not None else None
+        note = text_field(errs, "follow_up", follow_up, COMMENT_MAX, required=True) if follow_up is not None else None
         if goals is None and status is None and follow_up is None:
             errs.add("goals", _("没有要修改的内容。"))
         errs.raise_if_any()

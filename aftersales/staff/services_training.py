@@ -32,7 +32,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from aftersales.core.errors import Conflict, ErrorCollector, NotFound, PermissionDenied, ValidationFailed
-from aftersales.core.validators import date_field
+from aftersales.core.validators import date_field, text_field
 from aftersales.notifications.models import Message
 from aftersales.org import services as org_services
 from aftersales.org.models import Certification, Employee, Node, RoleAssignment
@@ -81,21 +81,6 @@ def _is_id(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_ID
 
 
-def _text(errs: ErrorCollector, field: str, v, max_len: int, *, required: bool = False) -> str:
-    if v is None:
-        v = ""
-    if not isinstance(v, str):
-        errs.add(field, _("请输入文本。"))
-        return ""
-    v = v.strip()
-    if "\x00" in v:
-        errs.add(field, _("不能包含空字符。"))
-        return ""
-    if required and not v:
-        errs.add(field, _("请填写此项。"))
-    elif len(v) > max_len:
-        errs.add(field, _("不能超过 %(n)s 个字符。") % {"n": max_len})
-    return v
 
 
 def _bool(errs: ErrorCollector, field: str, v) -> bool:
@@ -232,14 +217,14 @@ def _session_locked(user, session_id, *, record: bool = False) -> Session:
 def _course_values(errs: ErrorCollector, data: dict, *, current: Course | None) -> dict:
     out = {}
     if "code" in data:
-        code = _text(errs, "code", data["code"], CODE_MAX, required=True)
+        code = text_field(errs, "code", data["code"], CODE_MAX, required=True)
         if code and not CODE_RE.match(code):
             errs.add("code", _("编码只能包含字母、数字、- 和 _。"))
         elif code and Course.objects.filter(code__iexact=code).exclude(pk=getattr(current, "pk", None)).exists():
             errs.add("code", _("该课程编码已存在。"))
         out["code"] = code.upper()
     if "title" in data:
-        out["title"] = _text(errs, "title", data["title"], TITLE_MAX, required=True)
+        out["title"] = text_field(errs, "title", data["title"], TITLE_MAX, required=True)
     if "subject" in data:
         if data["subject"] not in Subject.values:
             errs.add("subject", _("请选择课程类别。"))
@@ -250,7 +235,7 @@ def _course_values(errs: ErrorCollector, data: dict, *, current: Course | None) 
         out["pass_mark"] = _int(errs, "pass_mark", data["pass_mark"], lo=0, hi=100, required=False,
                                 message=_("及格分须在 0 到 100 分之间。"))
     if "description" in data:
-        out["description"] = _text(errs, "description", data["description"], DESCRIPTION_MAX)
+        out["description"] = text_field(errs, "description", data["description"], DESCRIPTION_MAX)
     if "active" in data:
         out["active"] = _bool(errs, "active", data["active"])
     return out
@@ -312,7 +297,7 @@ def _session_values(errs: ErrorCollector, data: dict, *, current: Session | None
     if "trainer_id" in data:
         out["trainer"] = _user_ref(errs, "trainer_id", data["trainer_id"])
     if "place" in data:
-        out["place"] = _text(errs, "place", data["place"], PLACE_MAX)
+        out["place"] = text_field(errs, "place", data["place"], PLACE_MAX)
     if "online" in data:
         out["online"] = _bool(errs, "online", data["online"])
     place = out.get("place", getattr(current, "place", ""))
@@ -573,7 +558,7 @@ def safety_event_record(*, user, employee_id, occurred_on, severity, description
         errs.add("occurred_on", _("发生日期不能早于入职日期（%(d)s）。") % {"d": e.hire_date.isoformat()})
     if severity not in SafetyEvent.Severity.values:
         errs.add("severity", _("请选择程度。"))
-    description = _text(errs, "description", description, SAFETY_TEXT_MAX, required=True)
+    description = text_field(errs, "description", description, SAFETY_TEXT_MAX, required=True)
     order = None
     order_id = _as_id(order_id)
     if order_id not in (None, ""):
@@ -611,7 +596,7 @@ def certificate_renew(*, user, certification_id, issued_on, expires_on=None, num
     errs = ErrorCollector()
     issued = date_field(errs, "issued_on", issued_on, required=True)
     expires = date_field(errs, "expires_on", expires_on, required=False)
-    number = _text(errs, "number", number, NUMBER_MAX) or c.number
+    number = text_field(errs, "number", number, NUMBER_MAX) or c.number
     if issued is not None and issued <= c.issued_on:
         errs.add("issued_on", _("续期的发证日期须晚于原发证日期（%(d)s）。") % {"d": c.issued_on.isoformat()})
     if issued is not None and issued > timezone.localdate():
