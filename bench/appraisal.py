@@ -40,7 +40,7 @@ import time
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from _common import DEFAULT_URL, setup_django, with_database_name
+from _common import DEFAULT_URL, copy_rows, setup_django, with_database_name
 
 TARGET_CLOSE_S = 10.0
 TARGET_LOCK_S = 10.0   # not in the issue: the same budget as the close
@@ -59,42 +59,6 @@ def parse_args():
 
 
 # ---------------------------------------------------------------- COPY
-
-def copy_rows(cur, model, names: list[str], rows) -> int:
-    """COPY ``rows`` (tuples in ``names``' order) into ``model``'s table; every other column but
-    the id gets its field's default."""
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.attname not in names)]
-    extra = [f for f in fields if f.attname not in names]
-    for f in extra:
-        if f.get_default() is None and not f.null:
-            raise SystemExit(f"{model._meta.label}.{f.attname} needs a value")
-    tail = "".join("\t" + _text(f.get_default()) for f in extra)
-    by_att = {f.attname: f for f in model._meta.concrete_fields}
-    columns = ", ".join([by_att[n].column for n in names] + [f.column for f in extra])
-    n, buf = 0, []
-    with cur.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
-        for r in rows:
-            buf.append("\t".join(map(_text, r)) + tail + "\n")
-            n += 1
-            if len(buf) >= 20_000:
-                copy.write("".join(buf))
-                buf.clear()
-        if buf:
-            copy.write("".join(buf))
-    return n
-
-
-def _text(v) -> str:
-    if v is None:
-        return "\\N"
-    if v is True:
-        return "t"
-    if v is False:
-        return "f"
-    if isinstance(v, dt.datetime):
-        return v.isoformat()
-    return str(v).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
-
 
 def month_start(d: dt.date, back: int) -> dt.date:
     m = d.year * 12 + d.month - 1 - back

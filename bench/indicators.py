@@ -51,7 +51,7 @@ from collections import defaultdict, deque
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from _common import DEFAULT_URL, setup_django, with_database_name
+from _common import DEFAULT_URL, copy_rows, setup_django, with_database_name
 
 TARGET_AGG_MS = 500.0
 TARGET_RAW_MS = 5000.0
@@ -94,44 +94,6 @@ def parse_args():
     p.add_argument("--reuse", action="store_true", help="keep the database and its data when it holds the orders")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args()
-
-
-def copy_rows(cur, model, names: list[str], rows) -> int:
-    """COPY ``rows`` (tuples in ``names``' order) into ``model``'s table; every other column but
-    the id gets its field's default ("" for text, NULL where allowed)."""
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.attname not in names)]
-    extra = [f for f in fields if f.attname not in names]
-    for f in extra:
-        if f.get_default() is None and not f.null:
-            raise SystemExit(f"{model._meta.label}.{f.attname} needs a value")
-    tail = "".join("\t" + _text(f.get_default()) for f in extra)
-    by_att = {f.attname: f for f in model._meta.concrete_fields}
-    columns = ", ".join([by_att[n].column for n in names] + [f.column for f in extra])
-    n, buf = 0, []
-    with cur.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
-        for r in rows:
-            buf.append("\t".join(map(_text, r)) + tail + "\n")
-            n += 1
-            if len(buf) >= 20_000:
-                copy.write("".join(buf))
-                buf.clear()
-        if buf:
-            copy.write("".join(buf))
-    return n
-
-
-def _text(v) -> str:
-    if v is None:
-        return "\\N"
-    if v is True:
-        return "t"
-    if v is False:
-        return "f"
-    if isinstance(v, dt.datetime):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return json.dumps(v)
-    return str(v).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
 
 
 def _cum(pairs):

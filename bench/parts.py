@@ -48,7 +48,7 @@ from collections import Counter
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from _common import DEFAULT_URL, percentile, setup_django, with_database_name
+from _common import DEFAULT_URL, copy_rows, percentile, setup_django, with_database_name
 
 TARGET_LOOKUP_P95_MS = 10.0
 HOT_ROWS = 8
@@ -83,47 +83,6 @@ def parse_args():
 
 
 # ---------------------------------------------------------------- COPY
-
-
-def copy_rows(cur, model, names: list[str], rows, *, progress=None) -> int:
-    """COPY ``rows`` (tuples in ``names``' order) into ``model``'s table; every other column
-    (but the id) gets its field's default."""
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.attname not in names)]
-    by_att = {f.attname: f for f in fields}
-    extra = [f for f in fields if f.attname not in names]
-    for f in extra:
-        if not f.has_default() and not f.null:
-            raise SystemExit(f"{model._meta.label}.{f.attname} needs a value")
-    tail = "".join("\t" + _text(f.get_default() if f.has_default() else None) for f in extra)
-    columns = ", ".join([by_att[n].column for n in names] + [f.column for f in extra])
-    n = 0
-    buf: list[str] = []
-    with cur.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
-        for r in rows:
-            buf.append("\t".join(map(_text, r)) + tail + "\n")
-            n += 1
-            if len(buf) >= 20_000:
-                copy.write("".join(buf))
-                if progress:
-                    progress.advance(len(buf))
-                buf.clear()
-        if buf:
-            copy.write("".join(buf))
-            if progress:
-                progress.advance(len(buf))
-    return n
-
-
-def _text(v) -> str:
-    if v is None:
-        return "\\N"
-    if v is True:
-        return "t"
-    if v is False:
-        return "f"
-    if isinstance(v, dt.datetime):
-        return v.isoformat()
-    return str(v).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
 
 
 # ---------------------------------------------------------------- the ledger of one stock row
