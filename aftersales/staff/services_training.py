@@ -38,6 +38,7 @@ from aftersales.org import services as org_services
 from aftersales.org.models import Certification, Employee, Node, RoleAssignment
 from aftersales.org.roles import Perm, Role
 from aftersales.org.scope import holds_at, principal, scoped
+from aftersales.quality.services import managers_of
 from aftersales.records.audit import audit_record, snapshot
 from aftersales.tickets.models import WorkOrder
 
@@ -58,7 +59,6 @@ MAX_ENROL = 500
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 COURSE_FIELDS = ("code", "title", "subject", "hours", "pass_mark", "description", "active")
 SESSION_FIELDS = ("starts_at", "ends_at", "trainer_id", "place", "online", "capacity")
-MANAGER_ROLES = (Role.OUTLET_MANAGER, Role.CENTRE_MANAGER, Role.HQ_MANAGER)
 EVENT_OVERDUE = "training_overdue"
 EVENT_CERT = "cert_expiring"
 
@@ -621,25 +621,6 @@ def certificate_renew(*, user, certification_id, issued_on, expires_on=None, num
 
 # ================================================================ reminders
 
-def _managers_of(node_ids) -> dict[int, list]:
-    """For each node, the active users holding a manager role at it, else at its nearest
-    ancestor that has any (two queries)."""
-    paths = {pk: [int(x) for x in path.strip("/").split("/") if x]
-             for pk, path in Node.objects.filter(pk__in=sorted(set(node_ids))).values_list("pk", "path")}
-    ancestors = sorted({i for ids in paths.values() for i in ids})
-    rows = list(RoleAssignment.objects.filter(node_id__in=ancestors, role__in=list(MANAGER_ROLES),
-                                              user__is_active=True).select_related("user").order_by("user_id"))
-    out: dict[int, list] = {}
-    for pk, ids in paths.items():
-        out[pk] = []
-        for nid in reversed(ids):
-            found = {r.user_id: r.user for r in rows if r.node_id == nid}
-            if found:
-                out[pk] = list(found.values())
-                break
-    return out
-
-
 def _tell(users, *, event: str, body: str, ref: str, ref_id: int, node_id: int) -> int:
     """Staff messages kept in the outbox and delivered after commit (like
     ``notifications.services.notify_users``, with the text written here)."""
@@ -672,7 +653,7 @@ def training_reminders(now: dt.datetime | None = None) -> int:
     today = timezone.localdate(now)
     overdue = reads.overdue_rows(Employee.objects.all(), today)
     certs = list(reads.latest_certificates_due(today))
-    managers = _managers_of({r.employee.node_id for r in overdue} | {c.employee.node_id for c in certs})
+    managers = managers_of({r.employee.node_id for r in overdue} | {c.employee.node_id for c in certs})
     n = 0
     with transaction.atomic():
         told = _told(EVENT_OVERDUE, [f"TRN-{r.employee.pk}-{r.due:%Y%m%d}" for r in overdue])
